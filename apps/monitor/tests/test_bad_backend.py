@@ -1,0 +1,100 @@
+"""A backend that is down, slow or broken never breaks the dashboard.
+
+The misbehaving peers are real sockets (see conftest): the network boundary.
+"""
+
+import time
+
+import pytest
+
+from tests.conftest import free_port
+
+
+def _summary(app) -> dict:
+    response = app.test_client().get("/status/api/summary")
+    assert response.status_code == 200
+    return response.json
+
+
+def test_refused_connection_marks_both_variants_down(make_app) -> None:
+    app = make_app(BACKEND_URL=f"http://127.0.0.1:{free_port()}")
+    backend = _summary(app)["backend"]
+    for variant in ("v1", "v2"):
+        assert backend[variant]["up"] is False
+        assert backend[variant]["error"] == "unreachable: connection refused"
+        assert backend[variant]["requested_variant"] == variant
+
+
+def test_unknown_host_is_reported(make_app) -> None:
+    app = make_app(BACKEND_URL="http://no-such-host.invalid:3000", BACKEND_TIMEOUT="2")
+    backend = _summary(app)["backend"]
+    assert backend["v1"]["up"] is False
+    assert backend["v1"]["error"] in {"unreachable: unknown host", "unreachable: connection failed"}
+
+
+def test_silent_backend_page_answers_within_the_timeout(make_app, silent_server) -> None:
+    app = make_app(BACKEND_URL=silent_server, BACKEND_TIMEOUT="1")
+    started = time.monotonic()
+    response = app.test_client().get("/status/")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 1.9, f"dashboard took {elapsed:.2f}s with BACKEND_TIMEOUT=1"
+    page = response.get_data(as_text=True)
+    assert page.count("timeout: no answer within 1s") == 2
+    assert 'id="backend-v1" class="down"' in page
+
+
+def test_one_silent_variant_does_not_hide_the_other(make_app, silent_server, garbage_server) -> None:
+    app = make_app(
+        BACKEND_URL_V1=silent_server,
+        BACKEND_URL_V2=f"{garbage_server}/healthdown",
+        BACKEND_TIMEOUT="1",
+    )
+    backend = _summary(app)["backend"]
+    assert backend["v1"]["error"].startswith("timeout")
+    assert backend["v2"]["version"] == "2"
+    assert backend["v2"]["up"] is False
+    assert backend["v2"]["healthy"] is False
+    assert backend["v2"]["error"] == "health: /api/health answered HTTP 503"
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("html", "/api/version answered HTTP 200 with invalid JSON"),
+        ("error500", "boom"),
+        ("list", "/api/version answered a document that is not an object"),
+        ("partial", "/api/version answered without a 'commit' string"),
+        ("empty", "/api/version answered a document that is not an object"),
+        ("huge", "answer larger than 65536 bytes"),
+        ("raw", "unreachable: not an HTTP answer"),
+        ("nothing-here", "no such mode"),
+    ],
+)
+def test_garbage_answers_mark_the_variant_down_with_a_reason(
+    make_app, garbage_server, mode: str, reason: str
+) -> None:
+    app = make_app(BACKEND_URL=f"{garbage_server}/{mode}")
+    summary = _summary(app)
+    assert summary["backend"]["v1"] == summary["backend"]["v1"] | {"up": False, "error": reason}
+    page = app.test_client().get("/status/").get_data(as_text=True)
+    assert "down" in page
+
+
+def test_monitor_identity_is_always_reported(make_app) -> None:
+    app = make_app(BACKEND_URL=f"http://127.0.0.1:{free_port()}", VERSION="7.0", VARIANT="v2")
+    assert _summary(app)["monitor"] == {"version": "7.0", "variant": "v2", "commit": "abc123"}
+
+
+def test_login_with_backend_down_shows_the_reason(make_app) -> None:
+    client = make_app(BACKEND_URL=f"http://127.0.0.1:{free_port()}").test_client()
+    client.get("/status/")
+    with client.session_transaction() as session:
+        token = session["csrf_token"]
+    response = client.post(
+        "/status/login",
+        data={"username": "admin", "password": "x", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "Login failed: unreachable: connection refused" in response.get_data(as_text=True)

@@ -1,0 +1,263 @@
+"""Preflight checks: can this machine run the lab?
+
+Each check returns a `Check`; blocking failures stop `lab.up`, warnings only inform.
+Parsers of tool output are pure functions, tested on captured real output.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from lab import engine, proc
+from lab.config import Config
+from lab.errors import LabError
+
+GIB = 1024**3
+
+
+class Status(Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    hint: str = ""
+    blocking: bool = True
+
+    @property
+    def blocks(self) -> bool:
+        return self.status is Status.FAIL and self.blocking
+
+
+# -- parsers of real tool output ----------------------------------------------------------
+
+
+def parse_kind_version(output: str) -> str | None:
+    """`kind version` prints e.g. 'kind v0.32.0 go1.25.4 linux/amd64'."""
+    match = re.search(r"\bkind (v\d+\.\d+\.\d+\S*)", output)
+    return match.group(1) if match else None
+
+
+def parse_istioctl_version(output: str) -> str | None:
+    """`istioctl version --remote=false` prints e.g. '1.30.0' or 'client version: 1.30.0'."""
+    match = re.search(r"(\d+\.\d+\.\d+(?:-[\w.]+)?)", output)
+    return match.group(1) if match else None
+
+
+def parse_kubectl_version(output: str) -> str | None:
+    """`kubectl version --client -o json` → clientVersion.gitVersion."""
+    try:
+        data = json.loads(output)
+        version = data["clientVersion"]["gitVersion"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return str(version)
+
+
+def same_release(found: str, pinned: str) -> bool:
+    """True when `found` is the pinned version (ignoring a leading v and build suffixes)."""
+    def core(version: str) -> str:
+        return re.sub(r"[-+].*$", "", version.lstrip("v"))
+
+    return core(found) == core(pinned)
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    argv: tuple[str, ...]
+    parse: Callable[[str], str | None]
+    pinned: Callable[[Config], str]
+    blocking: bool
+
+
+TOOLS = (
+    ToolSpec("kind", ("kind", "version"), parse_kind_version, lambda c: c.kind_version, True),
+    ToolSpec(
+        "istioctl",
+        ("istioctl", "version", "--remote=false"),
+        parse_istioctl_version,
+        lambda c: c.istio_version,
+        True,
+    ),
+    ToolSpec(
+        "kubectl",
+        ("kubectl", "version", "--client", "-o", "json"),
+        parse_kubectl_version,
+        lambda c: c.kubectl_version,
+        False,
+    ),
+)
+
+
+def check_tool(spec: ToolSpec, config: Config) -> Check:
+    pinned = spec.pinned(config)
+    path = proc.which(spec.name)
+    if path is None:
+        return Check(
+            spec.name,
+            Status.FAIL,
+            "not found in .lab/bin/ or on PATH",
+            f"run `invoke lab.tools` to fetch {spec.name} {pinned}",
+            spec.blocking,
+        )
+    try:
+        result = proc.run(spec.argv, timeout=30, check=False)
+    except LabError as error:
+        return Check(spec.name, Status.FAIL, error.message, f"reinstall {spec.name}", spec.blocking)
+    found = spec.parse(result.stdout + result.stderr)
+    if found is None:
+        return Check(
+            spec.name,
+            Status.WARN,
+            f"{path}: cannot read its version",
+            f"run `invoke lab.tools` to fetch {spec.name} {pinned}",
+            False,
+        )
+    if not same_release(found, pinned):
+        return Check(
+            spec.name,
+            Status.WARN,
+            f"{found} at {path}, pinned {pinned}",
+            f"run `invoke lab.tools` to use the pinned {spec.name} from .lab/bin/",
+            False,
+        )
+    return Check(spec.name, Status.OK, f"{found} ({path})")
+
+
+def check_docker(config: Config) -> list[Check]:
+    """Reachability, memory and CPUs of the daemon; free disk where it keeps images."""
+    try:
+        client = engine.client()
+        info = engine.info(client)
+    except LabError as error:
+        return [Check("Docker daemon", Status.FAIL, error.message, error.hint or "")]
+    checks = [Check("Docker daemon", Status.OK, f"Docker {info.server_version}")]
+    memory = info.memory_bytes / GIB
+    if memory < config.docker_min_memory_gib:
+        status, hint = Status.FAIL, (
+            f"give Docker at least {config.docker_min_memory_gib:g} GiB "
+            "(Docker Desktop: Settings → Resources)"
+        )
+    elif memory < config.docker_warn_memory_gib:
+        status, hint = Status.WARN, (
+            f"{config.docker_warn_memory_gib:g} GiB or more avoids evictions during builds"
+        )
+    else:
+        status, hint = Status.OK, ""
+    checks.append(Check("Docker memory", status, f"{memory:.1f} GiB, {info.cpus} CPUs", hint))
+    checks.append(check_disk(Path(info.root_dir or "/"), config))
+    return checks
+
+
+def check_disk(where: Path, config: Config) -> Check:
+    probe = where if where.exists() else Path.cwd()
+    free = shutil.disk_usage(probe).free / GIB
+    if free < config.min_free_disk_gib:
+        return Check(
+            "free disk",
+            Status.FAIL,
+            f"{free:.1f} GiB free at {probe}",
+            f"free at least {config.min_free_disk_gib:g} GiB (`docker system prune` helps)",
+        )
+    return Check("free disk", Status.OK, f"{free:.1f} GiB free at {probe}")
+
+
+def port_is_free(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def check_ports(config: Config, *, lab_is_up: bool = False) -> list[Check]:
+    checks = []
+    for what, port in config.host_ports().items():
+        name = f"port {port} ({what})"
+        if port_is_free(config.bind_address, port):
+            checks.append(Check(name, Status.OK, f"free on {config.bind_address}"))
+        elif lab_is_up:
+            checks.append(Check(name, Status.OK, "in use by the lab"))
+        else:
+            key = {
+                "registry": "registry_port",
+                "ingress (app)": "ingress_http_port",
+                "Gitea": "gitea_http_port",
+                "Argo CD UI": "argocd_http_port",
+            }[what]
+            checks.append(
+                Check(
+                    name,
+                    Status.FAIL,
+                    f"already in use on {config.bind_address}",
+                    f"stop what listens there (`ss -ltnp 'sport = :{port}'`), or set "
+                    f"`{key}` in invoke.yaml (lab:) or LAB_{key.upper()}",
+                )
+            )
+    return checks
+
+
+INOTIFY = Path("/proc/sys/fs/inotify")
+
+
+def check_inotify(config: Config, root: Path = INOTIFY) -> list[Check]:
+    if not root.is_dir():
+        return [Check("inotify limits", Status.SKIP, "not Linux: Docker's VM sets them", "", False)]
+    checks = []
+    for key, minimum in (
+        ("max_user_watches", config.min_inotify_watches),
+        ("max_user_instances", config.min_inotify_instances),
+    ):
+        try:
+            value = int((root / key).read_text().strip())
+        except (OSError, ValueError):
+            checks.append(Check(f"inotify {key}", Status.WARN, "unreadable", "", False))
+            continue
+        if value < minimum:
+            checks.append(
+                Check(
+                    f"inotify {key}",
+                    Status.WARN,
+                    f"{value} < {minimum}: pods may fail with 'too many open files'",
+                    f"sudo sysctl fs.inotify.{key}={minimum}",
+                    False,
+                )
+            )
+        else:
+            checks.append(Check(f"inotify {key}", Status.OK, str(value), "", False))
+    return checks
+
+
+def run_checks(config: Config, *, lab_is_up: bool = False) -> list[Check]:
+    """Every preflight check, in the order the table shows them."""
+    return [
+        *check_docker(config),
+        *(check_tool(spec, config) for spec in TOOLS),
+        *check_ports(config, lab_is_up=lab_is_up),
+        *check_inotify(config),
+    ]
+
+
+def blocking_failures(checks: Sequence[Check]) -> list[Check]:
+    return [check for check in checks if check.blocks]

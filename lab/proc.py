@@ -1,0 +1,199 @@
+"""The only module that starts processes.
+
+Commands are argv tuples (never shell strings), every command has a timeout, and the
+pasteable form of a command is what we log and what errors show. In dry-run mode,
+commands that change something (`mutates=True`) are reported instead of run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.errors import CommandError, CommandTimeout, ToolNotFound, tail
+
+log = logging.getLogger("lab.proc")
+
+# Where `invoke lab.tools` installs pinned binaries; preferred over PATH.
+LOCAL_BIN = Path(".lab") / "bin"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left behind."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+    skipped: bool = False  # True when dry-run reported the command instead of running it
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class _Settings:
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)
+    listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+
+_settings = _Settings()
+
+
+def set_dry_run(enabled: bool) -> None:
+    """In dry-run mode, commands run with `mutates=True` are recorded, not run."""
+    _settings.dry_run = enabled
+    _settings.planned.clear()
+
+
+def dry_run_enabled() -> bool:
+    return _settings.dry_run
+
+
+def planned_commands() -> list[str]:
+    """The pasteable commands that dry-run mode skipped, in order."""
+    return list(_settings.planned)
+
+
+def on_command(listener: Callable[[str], None]) -> None:
+    """Call `listener` with each command's pasteable form before it runs (for `-v`)."""
+    _settings.listeners.append(listener)
+
+
+def pasteable(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """The command as a user could paste it into a POSIX shell."""
+    prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
+    command = shlex.join(argv)
+    return f"{prefix} {command}" if prefix else command
+
+
+def which(name: str) -> str | None:
+    """The executable `name`, preferring lab's own `.lab/bin/` over PATH."""
+    local = LOCAL_BIN / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local.resolve())
+    return shutil.which(name)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+    check: bool = True,
+    mutates: bool = False,
+    hint: str | None = None,
+) -> Result:
+    """Run `argv` and capture its output.
+
+    `env` is overlaid on the current environment. A non-zero exit raises `CommandError`
+    (unless `check=False`), a timeout kills the whole process group and raises
+    `CommandTimeout`, and a missing executable raises `ToolNotFound`.
+    """
+    argv = tuple(str(arg) for arg in argv)
+    if not argv:
+        raise ValueError("empty argv")
+    shown = pasteable(argv, env)
+    if mutates and _settings.dry_run:
+        _settings.planned.append(shown)
+        log.info("dry-run: would run %s", shown)
+        return Result(argv, 0, "", "", 0.0, skipped=True)
+
+    executable = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    if executable is None:
+        raise ToolNotFound(
+            f"{argv[0]} is not installed (not in .lab/bin/ nor on PATH)",
+            hint=f"install {argv[0]}, or run `invoke lab.tools` to fetch the pinned version",
+            command=shown,
+        )
+    full_env = {**os.environ, **env} if env else None
+    data = input.encode() if isinstance(input, str) else input
+    for listener in _settings.listeners:
+        listener(shown)
+    log.debug("run: %s", shown)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            (executable, *argv[1:]),
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # so a timeout can kill the command's children too
+        )
+    except FileNotFoundError as error:
+        raise ToolNotFound(
+            f"cannot start {argv[0]}: {error.strerror}",
+            hint=f"install {argv[0]} or check the path",
+            command=shown,
+        ) from error
+    except PermissionError as error:
+        raise ToolNotFound(
+            f"cannot execute {argv[0]}: permission denied",
+            hint=f"make {executable} executable (chmod +x)",
+            command=shown,
+        ) from error
+    try:
+        out, err = proc.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        duration = time.monotonic() - started
+        stderr = _decode(err)
+        log.warning("timeout after %.0fs: %s", duration, shown)
+        raise CommandTimeout(
+            f"{argv[0]} did not finish within {timeout:g}s and was stopped",
+            argv=argv,
+            returncode=-signal.SIGKILL,
+            command=shown,
+            output_tail=tail(stderr or _decode(out)),
+            hint=hint or "re-run with -vv to see its output; the log under .lab/logs/ has it all",
+        ) from None
+    except KeyboardInterrupt:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    duration = time.monotonic() - started
+    result = Result(argv, proc.returncode, _decode(out), _decode(err), duration)
+    log.debug("exit %d after %.2fs: %s", result.returncode, duration, shown)
+    if result.stdout:
+        log.debug("stdout:\n%s", result.stdout.rstrip())
+    if result.stderr:
+        log.debug("stderr:\n%s", result.stderr.rstrip())
+    if check and result.returncode != 0:
+        raise CommandError(
+            f"{argv[0]} failed with exit code {result.returncode}",
+            argv=argv,
+            returncode=result.returncode,
+            command=shown,
+            output_tail=tail(result.stderr or result.stdout),
+            hint=hint,
+        )
+    return result
+
+
+def _decode(data: bytes | None) -> str:
+    # Tools print whatever bytes they like; never let a stray byte become a traceback.
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,152 @@
+"""What the user sees: one start line and one ✓/✗ line per step, tables, the log file.
+
+Rich output on a terminal, plain text otherwise; `NO_COLOR` is honoured. `-v` shows the
+commands run, `-vv` their raw output. Everything, whatever the verbosity, also goes to a
+log file under `.lab/logs/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console
+from rich.table import Table
+
+from lab import proc
+
+log = logging.getLogger("lab")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a status table; `style` is ok, warn, fail or skip."""
+
+    cells: tuple[str, ...]
+    style: str = "ok"
+
+
+_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
+
+
+class UI:
+    """The terminal and the log file of one task run."""
+
+    def __init__(
+        self,
+        *,
+        verbosity: int = 0,
+        log_dir: Path | None = None,
+        task: str = "lab",
+        stream: IO[str] | None = None,
+    ) -> None:
+        self.verbosity = verbosity
+        stream = stream or sys.stderr
+        color = stream.isatty() and "NO_COLOR" not in os.environ
+        self.console = Console(
+            file=stream,
+            force_terminal=color,
+            no_color=not color,
+            highlight=False,
+            soft_wrap=True,
+        )
+        self.log_path = _open_log(log_dir, task) if log_dir else None
+        if verbosity >= 1:
+            proc.on_command(self.command)
+
+    def step_started(self, title: str) -> None:
+        self.console.print(f"[bold]•[/bold] {title} …")
+        log.info("step: %s", title)
+
+    def step_finished(self, title: str, seconds: float, *, ok: bool, note: str = "") -> None:
+        mark, color = _MARKS["ok" if ok else "fail"]
+        extra = f" — {note}" if note else ""
+        self.console.print(f"[{color}]{mark}[/{color}] {title} ({_duration(seconds)}){extra}")
+        log.info("step %s: %s (%.2fs)%s", "ok" if ok else "failed", title, seconds, extra)
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        """Report a step: its start line, then ✓ or ✗ with its duration."""
+        self.step_started(title)
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.step_finished(title, time.monotonic() - started, ok=False)
+            raise
+        self.step_finished(title, time.monotonic() - started, ok=True)
+
+    def info(self, message: str) -> None:
+        self.console.print(message)
+        log.info("%s", message)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/yellow] {message}")
+        log.warning("%s", message)
+
+    def command(self, pasteable: str) -> None:
+        """Shown at -v: the command about to run."""
+        if self.verbosity >= 1:
+            self.console.print(f"  [dim]$ {pasteable}[/dim]", markup=True)
+
+    def output(self, text: str) -> None:
+        """Shown at -vv: a tool's raw output."""
+        if self.verbosity >= 2 and text.strip():
+            self.console.print(text.rstrip(), markup=False)
+
+    def progress(self, message: str) -> None:
+        """A line about a long wait: what we wait for and how long so far."""
+        self.console.print(f"  [dim]… {message}[/dim]")
+        log.info("progress: %s", message)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            mark, color = _MARKS[row.style]
+            table.add_row(f"[{color}]{mark}[/{color}]", *row.cells)
+        self.console.print(table)
+        for row in rows:
+            log.info("%s: %s %s", title, row.style, " | ".join(row.cells))
+
+    def error(self, rendered: str) -> None:
+        self.console.print(f"[red]{_escape(rendered)}[/red]")
+        if self.log_path:
+            self.console.print(f"[dim]full log: {self.log_path}[/dim]")
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _open_log(log_dir: Path, task: str) -> Path:
+    """Send every `lab` log record, at debug level, to a new file for this run."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = log_dir / f"{stamp}-{task.replace('.', '-')}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("lab")
+    root.setLevel(logging.DEBUG)
+    for old in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    return path
