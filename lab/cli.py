@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lab import config as config_module
+from lab import proc
 from lab.config import Config
 from lab.errors import LabError
 from lab.ui import UI
@@ -53,6 +54,7 @@ def run_task(
     ui: UI | None = None
     try:
         config = config_module.load(overrides)
+        proc.set_local_bin(config.state_path / "bin")
         ui = UI(verbosity=verbose, log_dir=config.state_path / "logs", task=name)
         log.info("task %s started (lab %s)", name, _version())
         body(Context(config=config, ui=ui, debug=debug))

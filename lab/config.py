@@ -19,6 +19,7 @@ from typing import Any
 from lab.errors import ConfigError
 
 ENV_PREFIX = "LAB_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Config:
 
     @property
     def state_path(self) -> Path:
-        return Path(self.state_dir)
+        """`.lab/`, relative to the project root unless given as an absolute path."""
+        return PROJECT_ROOT / self.state_dir
 
     def host_ports(self) -> dict[str, int]:
         """Each host port the lab binds, by what it serves."""
@@ -131,8 +133,9 @@ def load(
     return config
 
 
-# Variables that share our prefix but are not settings.
-_IGNORED_ENV = frozenset({"LAB_DEBUG"})
+# Variables that share our prefix but are not settings: LAB_DEBUG turns on tracebacks;
+# the others point the test suites at locally built tools (see .ci/tools/).
+_IGNORED_ENV = frozenset({"LAB_DEBUG", "LAB_KUSTOMIZE", "LAB_ISTIOCTL", "LAB_GITEA"})
 
 
 def _known_key(key: str, known: Mapping[str, dataclasses.Field[Any]], source: str) -> str:

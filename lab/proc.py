@@ -23,7 +23,7 @@ from lab.errors import CommandError, CommandTimeout, ToolNotFound, tail
 log = logging.getLogger("lab.proc")
 
 # Where `invoke lab.tools` installs pinned binaries; preferred over PATH.
-LOCAL_BIN = Path(".lab") / "bin"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Result:
 @dataclass
 class _Settings:
     dry_run: bool = False
+    local_bin: Path = PROJECT_ROOT / ".lab" / "bin"
     planned: list[str] = field(default_factory=list)
     listeners: list[Callable[[str], None]] = field(default_factory=list)
 
@@ -79,9 +80,14 @@ def pasteable(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     return f"{prefix} {command}" if prefix else command
 
 
+def set_local_bin(path: Path) -> None:
+    """Where lab's own pinned tools live (`<state_dir>/bin`)."""
+    _settings.local_bin = path
+
+
 def which(name: str) -> str | None:
     """The executable `name`, preferring lab's own `.lab/bin/` over PATH."""
-    local = LOCAL_BIN / name
+    local = _settings.local_bin / name
     if local.is_file() and os.access(local, os.X_OK):
         return str(local.resolve())
     return shutil.which(name)

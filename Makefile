@@ -1,0 +1,27 @@
+# Developer entry points. `make test` is the README's test command and what CI runs.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: help venv test lint doctor
+help:
+	@echo "make test    install everything into .venv and run every test suite"
+	@echo "make lint    ruff and mypy on the lab package"
+	@echo "make doctor  check this machine can run the lab"
+
+venv: $(STAMP)
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check lab tests tasks.py
+	$(VENV)/bin/mypy
+
+test: venv
+	@scripts/test-suites.sh
+
+doctor: venv
+	$(VENV)/bin/invoke lab.doctor

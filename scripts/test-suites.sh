@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test suite of the project, keeps going after a failure, prints a summary
+# table, and exits non-zero when any suite failed. Called by `make test`.
+#
+# SUITES=lab,backend make test   runs only the named suites.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+declare -a names=() results=() times=()
+failed=0
+
+suite() {
+  local name=$1; shift
+  if [[ -n "${SUITES:-}" && ",${SUITES}," != *",${name},"* ]]; then return; fi
+  echo
+  echo "══ ${name}: $*"
+  local started=$SECONDS
+  "$@"
+  local rc=$?
+  local result=passed
+  if [[ $rc -ne 0 ]]; then result="FAILED (exit $rc)"; failed=1; fi
+  names+=("$name"); results+=("$result"); times+=("$((SECONDS - started))s")
+}
+
+# An audit whose database is unreachable exits 3 and says UNVERIFIED: shown, not hidden,
+# and fatal only with STRICT_AUDIT=1 (the pipeline's --strict does the same).
+audit() {
+  local name=$1; shift
+  if [[ -n "${SUITES:-}" && ",${SUITES}," != *",${name},"* ]]; then return; fi
+  echo
+  echo "══ ${name}: $*"
+  local started=$SECONDS
+  "$@"
+  local rc=$?
+  local result=passed
+  case $rc in
+    0) result=passed ;;
+    3) result="UNVERIFIED (database unreachable)"; [[ "${STRICT_AUDIT:-0}" == 1 ]] && failed=1 ;;
+    *) result="FAILED (exit $rc)"; failed=1 ;;
+  esac
+  names+=("$name"); results+=("$result"); times+=("$((SECONDS - started))s")
+}
+
+suite lint make --no-print-directory lint
+[[ -f apps/backend/Makefile ]] && suite backend make --no-print-directory -C apps/backend test
+[[ -f apps/monitor/Makefile ]] && suite monitor make --no-print-directory -C apps/monitor venv test
+[[ -f apps/frontend/Makefile ]] && suite frontend make --no-print-directory -C apps/frontend test
+[[ -f apps/frontend/Makefile ]] && suite frontend-browser make --no-print-directory -C apps/frontend e2e
+[[ -f apps/smoke/Makefile ]] && suite smoke make --no-print-directory -C apps/smoke test
+suite lab .venv/bin/pytest tests -m "not container and not e2e"
+# A marker with no tests makes pytest exit 5, which counts as a failure: these tiers run
+# once their test files exist.
+compgen -G "tests/container/test_*.py" >/dev/null && suite container .venv/bin/pytest tests -m container -rs
+compgen -G "tests/e2e/test_*.py" >/dev/null && suite e2e .venv/bin/pytest tests -m e2e -rs
+[[ -f apps/backend/Makefile ]] && audit backend-audit make --no-print-directory -C apps/backend audit
+[[ -f apps/monitor/Makefile ]] && audit monitor-audit make --no-print-directory -C apps/monitor audit
+[[ -f apps/frontend/Makefile ]] && audit frontend-audit make --no-print-directory -C apps/frontend audit
+
+echo
+echo "══ summary"
+for i in "${!names[@]}"; do
+  printf '  %-18s %-36s %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+done
+exit $failed
