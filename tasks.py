@@ -25,13 +25,21 @@ def _lab_settings(c: Any) -> dict[str, Any]:
 @task(incrementable=["verbose"], help=VERBOSE)
 def doctor(c, verbose=0, debug=False):
     """Check this machine can run the lab: Docker, tools, ports, limits."""
-    cli.run_task("lab.doctor", operations.doctor, overrides=_lab_settings(c), verbose=verbose, debug=debug)
+    cli.run_task(
+        "lab.doctor", operations.doctor, overrides=_lab_settings(c), verbose=verbose, debug=debug
+    )
 
 
 @task(incrementable=["verbose"], help=VERBOSE)
 def config(c, verbose=0, debug=False):
     """Print every setting (pinned versions, ports, timeouts) and its value."""
-    cli.run_task("lab.config", operations.show_config, overrides=_lab_settings(c), verbose=verbose, debug=debug)
+    cli.run_task(
+        "lab.config",
+        operations.show_config,
+        overrides=_lab_settings(c),
+        verbose=verbose,
+        debug=debug,
+    )
 
 
 lab = Collection("lab", doctor, config)

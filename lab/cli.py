@@ -110,15 +110,20 @@ def check_project_config(project_dir: Path) -> None:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            _exit_early(f"error: {path} is not valid YAML{where}: {problem}\n"
-                        f"  hint: fix {name}, or move it aside to use the defaults")
+            _exit_early(
+                f"error: {path} is not valid YAML{where}: {problem}\n"
+                f"  hint: fix {name}, or move it aside to use the defaults"
+            )
         if data is not None and not isinstance(data, dict):
-            _exit_early(f"error: {path} must hold a mapping (e.g. `lab: {{...}}`)\n"
-                        f"  hint: fix {name}")
+            _exit_early(
+                f"error: {path} must hold a mapping (e.g. `lab: {{...}}`)\n  hint: fix {name}"
+            )
         lab = (data or {}).get("lab")
         if lab is not None and not isinstance(lab, dict):
-            _exit_early(f"error: `lab:` in {path} must be a mapping of settings\n"
-                        "  hint: write one `key: value` per line under `lab:`")
+            _exit_early(
+                f"error: `lab:` in {path} must be a mapping of settings\n"
+                "  hint: write one `key: value` per line under `lab:`"
+            )
 
 
 def _exit_early(message: str) -> NoReturn:

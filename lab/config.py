@@ -35,7 +35,8 @@ class Config:
     # (pkg/apis/config/defaults/image.go at the pinned kind version).
     kind_version: str = "v0.32.0"
     kind_node_image: str = (
-        "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
+        "kindest/node:v1.36.1"
+        "@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
     )
     kubectl_version: str = "v1.36.1"
     istio_version: str = "1.30.0"
@@ -217,7 +218,13 @@ def _validate(config: Config) -> None:
             "setting 'kind_node_image' must be pinned by digest (name:tag@sha256:...)",
             hint="copy the image reference from kind's release notes",
         )
-    for key in ("command_timeout", "cluster_timeout", "install_timeout", "sync_timeout", "smoke_timeout"):
+    for key in (
+        "command_timeout",
+        "cluster_timeout",
+        "install_timeout",
+        "sync_timeout",
+        "smoke_timeout",
+    ):
         if getattr(config, key) <= 0:
             raise ConfigError(f"setting '{key}' must be positive", hint="use a number of seconds")
 

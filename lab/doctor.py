@@ -70,6 +70,7 @@ def parse_kubectl_version(output: str) -> str | None:
 
 def same_release(found: str, pinned: str) -> bool:
     """True when `found` is the pinned version (ignoring a leading v and build suffixes)."""
+
     def core(version: str) -> str:
         return re.sub(r"[-+].*$", "", version.lstrip("v"))
 
@@ -152,13 +153,17 @@ def check_docker(config: Config) -> list[Check]:
     checks = [Check("Docker daemon", Status.OK, f"Docker {info.server_version}")]
     memory = info.memory_bytes / GIB
     if memory < config.docker_min_memory_gib:
-        status, hint = Status.FAIL, (
-            f"give Docker at least {config.docker_min_memory_gib:g} GiB "
-            "(Docker Desktop: Settings → Resources)"
+        status, hint = (
+            Status.FAIL,
+            (
+                f"give Docker at least {config.docker_min_memory_gib:g} GiB "
+                "(Docker Desktop: Settings → Resources)"
+            ),
         )
     elif memory < config.docker_warn_memory_gib:
-        status, hint = Status.WARN, (
-            f"{config.docker_warn_memory_gib:g} GiB or more avoids evictions during builds"
+        status, hint = (
+            Status.WARN,
+            (f"{config.docker_warn_memory_gib:g} GiB or more avoids evictions during builds"),
         )
     else:
         status, hint = Status.OK, ""

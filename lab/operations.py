@@ -18,9 +18,7 @@ _STYLE = {
 
 def doctor(ctx: Context) -> None:
     checks = doctor_module.run_checks(ctx.config)
-    rows = [
-        Row((check.name, check.detail, check.hint), _STYLE[check.status]) for check in checks
-    ]
+    rows = [Row((check.name, check.detail, check.hint), _STYLE[check.status]) for check in checks]
     ctx.ui.table("lab doctor", ("check", "result", "what to do"), rows)
     blocking = doctor_module.blocking_failures(checks)
     if blocking:
@@ -32,7 +30,9 @@ def doctor(ctx: Context) -> None:
 
 def show_config(ctx: Context) -> None:
     rows = [Row((key, value)) for key, value in config_module.describe(ctx.config)]
-    ctx.ui.table("lab settings (override in invoke.yaml under lab:, or LAB_<KEY>)", ("key", "value"), rows)
+    ctx.ui.table(
+        "lab settings (override in invoke.yaml under lab:, or LAB_<KEY>)", ("key", "value"), rows
+    )
 
 
 __all__ = ["LabError", "doctor", "show_config"]

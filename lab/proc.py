@@ -7,6 +7,7 @@ commands that change something (`mutates=True`) are reported instead of run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -199,7 +200,5 @@ def _decode(data: bytes | None) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -52,13 +52,12 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTool:
     bindir.mkdir()
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
 
-    def make(name: str, stdout: str = "", code: int = 0, stderr: str = "", log: Path | None = None) -> Path:
+    def make(
+        name: str, stdout: str = "", code: int = 0, stderr: str = "", log: Path | None = None
+    ) -> Path:
         script = bindir / name
-        record = (
-            f"with open({str(log)!r}, 'a') as f: f.write(' '.join([{name!r}] + sys.argv[1:]) + '\\n')\n"
-            if log
-            else ""
-        )
+        line = f"' '.join([{name!r}] + sys.argv[1:]) + '\\n'"
+        record = f"with open({str(log)!r}, 'a') as f: f.write({line})\n" if log else ""
         script.write_text(
             f"#!{sys.executable}\n"
             "import sys\n"

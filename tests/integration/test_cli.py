@@ -44,7 +44,8 @@ def test_list_shows_every_task_with_help(tmp_path: Path) -> None:
 
 def test_doctor_without_docker_prints_the_table_and_exits_1(tmp_path: Path) -> None:
     result = _invoke(
-        _project(tmp_path), "lab.doctor",
+        _project(tmp_path),
+        "lab.doctor",
         env={"DOCKER_HOST": f"unix://{tmp_path}/absent.sock", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1
@@ -91,7 +92,9 @@ def test_no_color_when_not_a_terminal(tmp_path: Path) -> None:
     assert "\x1b[" not in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not os.path.exists("/var/run/docker.sock"), reason="no Docker daemon socket on this machine")
+@pytest.mark.skipif(
+    not os.path.exists("/var/run/docker.sock"), reason="no Docker daemon socket on this machine"
+)
 def test_doctor_with_a_running_docker_reports_its_memory(tmp_path: Path) -> None:
     result = _invoke(_project(tmp_path), "lab.doctor", env={"COLUMNS": "200"})
     out = result.stdout + result.stderr

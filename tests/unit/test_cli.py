@@ -32,7 +32,9 @@ def test_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
     assert "re-run the same command to resume" in capsys.readouterr().err
 
 
-def test_unexpected_error_hides_the_traceback_unless_debug(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unexpected_error_hides_the_traceback_unless_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit):
         cli.run_task("t", _boom(ZeroDivisionError("oops")))
     err = capsys.readouterr().err

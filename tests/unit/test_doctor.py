@@ -31,8 +31,13 @@ def test_parsers_read_real_output() -> None:
 
 @pytest.mark.parametrize(
     ("found", "pinned", "same"),
-    [("v0.32.0", "v0.32.0", True), ("1.30.0", "1.30.0", True), ("v1.36.1-dispatcher", "v1.36.1", True),
-     ("v0.31.0", "v0.32.0", False), ("1.29.3", "1.30.0", False)],
+    [
+        ("v0.32.0", "v0.32.0", True),
+        ("1.30.0", "1.30.0", True),
+        ("v1.36.1-dispatcher", "v1.36.1", True),
+        ("v0.31.0", "v0.32.0", False),
+        ("1.29.3", "1.30.0", False),
+    ],
 )
 def test_same_release(found: str, pinned: str, same: bool) -> None:
     assert doctor.same_release(found, pinned) is same
@@ -48,7 +53,9 @@ def test_tools_at_pinned_versions_pass(fake_bin) -> None:
     fake_bin("kubectl", stdout=KUBECTL_VERSION)
     checks = _tool_checks(config.load({}, {}))
     assert {name: c.status for name, c in checks.items()} == {
-        "kind": Status.OK, "istioctl": Status.OK, "kubectl": Status.OK,
+        "kind": Status.OK,
+        "istioctl": Status.OK,
+        "kubectl": Status.OK,
     }
 
 

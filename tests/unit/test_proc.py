@@ -77,7 +77,9 @@ def test_non_utf8_output_is_replaced_not_raised() -> None:
 
 
 def test_input_is_passed_on_stdin() -> None:
-    result = proc.run([PY, "-c", "import sys; print(sys.stdin.read().upper())"], timeout=10, input="abc")
+    result = proc.run(
+        [PY, "-c", "import sys; print(sys.stdin.read().upper())"], timeout=10, input="abc"
+    )
     assert result.stdout.strip() == "ABC"
 
 
@@ -99,7 +101,9 @@ def test_dry_run_reports_mutating_commands_and_runs_the_others(tmp_path: Path) -
 
 
 def test_pasteable_quotes_arguments_and_shows_the_env_overlay() -> None:
-    shown = proc.pasteable(["kind", "create", "cluster", "--name", "my lab"], {"KUBECONFIG": "/tmp/k c"})
+    shown = proc.pasteable(
+        ["kind", "create", "cluster", "--name", "my lab"], {"KUBECONFIG": "/tmp/k c"}
+    )
     assert shown == "KUBECONFIG='/tmp/k c' kind create cluster --name 'my lab'"
 
 
