@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lab import config as config_module
 from lab import doctor as doctor_module
+from lab import lifecycle
 from lab.cli import Context, TaskExit
 from lab.errors import LabError
 from lab.ui import Row
@@ -35,4 +36,26 @@ def show_config(ctx: Context) -> None:
     )
 
 
-__all__ = ["LabError", "doctor", "show_config"]
+def up(
+    ctx: Context, *, context: str | None, registry: str | None, recreate: bool, dry_run: bool
+) -> None:
+    if registry and not context:
+        raise LabError("--registry only goes with --context", hint="pass both, or neither")
+    lifecycle.up(
+        ctx,
+        lifecycle.Options(context=context, registry=registry, recreate=recreate, dry_run=dry_run),
+    )
+
+
+def down(ctx: Context, *, keep_registry: bool, dry_run: bool) -> None:
+    lifecycle.down(ctx, keep_registry=keep_registry, dry_run=dry_run)
+
+
+def status(ctx: Context) -> None:
+    rows = [Row((name, detail), style) for name, style, detail in lifecycle.status_rows(ctx)]
+    ctx.ui.table("lab status", ("component", "state"), rows)
+
+
+def creds(ctx: Context) -> None:
+    rows = [Row((what, user, password)) for what, user, password in lifecycle.credentials(ctx)]
+    ctx.ui.table("lab credentials (keep them to yourself)", ("for", "user", "password"), rows)

@@ -69,6 +69,12 @@ def planned_commands() -> list[str]:
     return list(_settings.planned)
 
 
+def plan(action: str) -> None:
+    """Record a change that dry-run mode skipped which is not a command (an API call)."""
+    _settings.planned.append(action)
+    log.info("dry-run: would %s", action)
+
+
 def on_command(listener: Callable[[str], None]) -> None:
     """Call `listener` with each command's pasteable form before it runs (for `-v`)."""
     _settings.listeners.append(listener)

@@ -1,0 +1,171 @@
+"""Argo CD: the pinned install manifest, applied server-side; its UI; the Applications."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from lab.config import Config
+from lab.errors import LabError
+
+NAMESPACE = "argocd"
+WORKLOADS = (
+    ("Deployment", "argocd-server"),
+    ("Deployment", "argocd-repo-server"),
+    ("Deployment", "argocd-redis"),
+    ("StatefulSet", "argocd-application-controller"),
+)
+
+
+def install_url(config: Config) -> str:
+    return (
+        "https://raw.githubusercontent.com/argoproj/argo-cd/"
+        f"{config.argocd_version}/manifests/install.yaml"
+    )
+
+
+def fetch_install_manifest(config: Config, cache_dir: Path) -> str:
+    """The pinned install.yaml, downloaded once into the lab's cache."""
+    path = cache_dir / f"argocd-{config.argocd_version}-install.yaml"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    url = install_url(config)
+    try:
+        response = httpx.get(url, timeout=60, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise LabError(
+            f"cannot download the Argo CD manifest from {url}",
+            hint="check the internet connection (proxy?); the file is cached after one success",
+            output_tail=str(error),
+        ) from error
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(response.text, encoding="utf-8")
+    return response.text
+
+
+def install_objects(manifest: str) -> list[dict[str, Any]]:
+    """The manifest's objects, namespaced into `argocd` where the manifest leaves it open."""
+    objects = []
+    for doc in yaml.safe_load_all(manifest):
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            continue
+        if doc["kind"] not in _CLUSTER_SCOPED:
+            doc.setdefault("metadata", {}).setdefault("namespace", NAMESPACE)
+        objects.append(doc)
+    return objects
+
+
+_CLUSTER_SCOPED = frozenset(
+    {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}
+)
+
+
+def lab_objects(config: Config) -> list[dict[str, Any]]:
+    """What lab adds to the stock install: the namespace, local HTTP, a NodePort for the UI."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "argocd-cmd-params-cm",
+                "namespace": NAMESPACE,
+                "labels": {
+                    "app.kubernetes.io/name": "argocd-cmd-params-cm",
+                    "app.kubernetes.io/part-of": "argocd",
+                },
+            },
+            # TLS would need a certificate the browser trusts; the UI is on 127.0.0.1 only.
+            "data": {"server.insecure": "true"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "argocd-server-nodeport", "namespace": NAMESPACE},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app.kubernetes.io/name": "argocd-server"},
+                "ports": [
+                    {
+                        "name": "http",
+                        "port": 80,
+                        "targetPort": 8080,
+                        "nodePort": config.argocd_node_port,
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def repository_secret(config: Config, username: str, password: str) -> dict[str, Any]:
+    """Argo CD's declarative repository for the lab's GitOps repository."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "lab-gitops-repo",
+            "namespace": NAMESPACE,
+            "labels": {"argocd.argoproj.io/secret-type": "repository"},
+        },
+        "type": "Opaque",
+        "stringData": {
+            "type": "git",
+            "url": config.gitops_repo_url,
+            "username": username,
+            "password": password,
+        },
+    }
+
+
+def project_and_applications(config: Config, gitops_dir: Path) -> list[dict[str, Any]]:
+    """gitops/argocd/*.yaml with every repoURL set to the lab's git server."""
+    directory = gitops_dir / "argocd"
+    files = sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml")
+    if not files:
+        raise LabError(f"no Argo CD objects in {directory}", hint="restore gitops/argocd/")
+    objects: list[dict[str, Any]] = []
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and doc.get("kind") in ("AppProject", "Application"):
+                _set_repo_url(doc, config.gitops_repo_url)
+                objects.append(doc)
+    return objects
+
+
+def _set_repo_url(doc: dict[str, Any], url: str) -> None:
+    spec = doc.get("spec", {})
+    if doc["kind"] == "AppProject":
+        spec["sourceRepos"] = [url]
+    elif "source" in spec:
+        spec["source"]["repoURL"] = url
+
+
+def refresh_annotation() -> dict[str, Any]:
+    """The patch that asks Argo CD to refresh an Application now instead of polling."""
+    return {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}}
+
+
+def decode_secret_value(secret: dict[str, Any], key: str) -> str:
+    data = secret.get("data") or {}
+    if key not in data:
+        raise LabError(f"secret has no key {key}")
+    return base64.b64decode(data[key]).decode()
+
+
+def application_status(app: dict[str, Any]) -> tuple[str, str, str]:
+    """(sync status, health, revision) of an Application."""
+    status = app.get("status") or {}
+    sync = status.get("sync") or {}
+    health = status.get("health") or {}
+    return (
+        str(sync.get("status", "Unknown")),
+        str(health.get("status", "Unknown")),
+        str(sync.get("revision", ""))[:12],
+    )
+

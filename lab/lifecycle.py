@@ -1,0 +1,640 @@
+"""Bringing the lab up and tearing it down.
+
+`UP` is the whole bring-up, in order: read it as the table of contents. Every step
+converges — it inspects, acts on the difference, and verifies — so re-running `lab.up`
+after a failure or Ctrl-C resumes, and re-running it on an up lab changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab import argocd, cluster, doctor, engine, gitops, gitserver, k8s, mesh, proc, wait
+from lab.cli import Context
+from lab.config import Config
+from lab.errors import LabError
+from lab.state import State
+
+APP_NAMESPACES = ("demo-dev", "demo-prod")
+APP_SECRET = "demo-secrets"
+GITOPS_DIR = Path(__file__).resolve().parent.parent / "gitops"
+
+
+@dataclass
+class Options:
+    """What the user asked for on the command line."""
+
+    context: str | None = None  # bring your own cluster: skip kind and the registry
+    registry: str | None = None  # HOST:PORT of the registry that cluster pulls from
+    recreate: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Lab:
+    """One bring-up in progress: settings, terminal, state, and connections made so far."""
+
+    ctx: Context
+    options: Options
+    state: State
+    _cluster: k8s.Cluster | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @property
+    def byo(self) -> bool:
+        return self.options.context is not None
+
+    @property
+    def context(self) -> str:
+        return self.options.context or self.ctx.config.kube_context
+
+    def cluster(self) -> k8s.Cluster:
+        if self._cluster is None:
+            self._cluster = k8s.connect(self.context)
+        return self._cluster
+
+    def wait_for(self, what: str, look: Callable[[], wait.Observation], timeout: float) -> str:
+        if proc.dry_run_enabled():
+            proc.plan(f"wait for {what}")
+            return "planned"
+        return wait.until(what, look, timeout=timeout, report=self.ctx.ui.progress).seen
+
+
+Step = tuple[str, Callable[[Lab], str]]
+
+
+# -- the steps ----------------------------------------------------------------------------
+
+
+def preflight(lab: Lab) -> str:
+    checks = doctor.run_checks(lab.config, lab_is_up=bool(lab.state.get("up")))
+    if lab.byo:  # kind, the registry and the host ports are not ours to check
+        checks = [c for c in checks if c.name != "kind" and not c.name.startswith("port ")]
+    blocking = doctor.blocking_failures(checks)
+    if blocking and proc.dry_run_enabled():
+        return f"would stop here: {', '.join(c.name for c in blocking)} (see `invoke lab.doctor`)"
+    if blocking:
+        first = blocking[0]
+        raise LabError(
+            f"this machine cannot run the lab yet: {', '.join(c.name for c in blocking)}",
+            hint=f"{first.name}: {first.hint} (run `invoke lab.doctor` for the whole table)",
+        )
+    warnings = [c.name for c in checks if c.status is doctor.Status.WARN]
+    return f"warnings: {', '.join(warnings)}" if warnings else "all checks passed"
+
+
+def ensure_registry(lab: Lab) -> str:
+    if lab.byo:
+        return f"skipped: using {lab.options.registry or 'your registry'}"
+    if proc.dry_run_enabled() and not _docker_answers():
+        proc.plan(f"docker run {lab.config.registry_image} as {lab.config.registry_name}")
+        return "planned"
+    return cluster.ensure_registry(engine.client(), lab.config)
+
+
+def ensure_cluster(lab: Lab) -> str:
+    if lab.byo:
+        return f"skipped: using context {lab.context}"
+    config = lab.config
+    if _cluster_exists(config):
+        recorded = lab.state.get("cluster_settings")
+        if recorded not in (None, cluster.settings_hash(config)):
+            if not lab.options.recreate:
+                raise LabError(
+                    f"cluster {config.cluster_name} was created with different pinned settings",
+                    hint="run `invoke lab.up --recreate` to delete and recreate it "
+                    "(the GitOps history is recreated from gitops/)",
+                )
+            cluster.delete_cluster(config)
+        else:
+            return "already exists"
+    path = config.state_path / "kind-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False), encoding="utf-8")
+    cluster.create_cluster(config, str(path))
+    if proc.dry_run_enabled():
+        return f"planned (config: {path})"
+    lab.state["cluster_settings"] = cluster.settings_hash(config)
+    lab.state.save()
+    return "created"
+
+
+def wire_registry(lab: Lab) -> str:
+    if lab.byo:
+        return "skipped: your cluster already pulls from its registry"
+    if proc.dry_run_enabled() and not (_docker_answers() and _cluster_exists(lab.config)):
+        proc.plan(f"docker network connect {cluster.KIND_NETWORK} {lab.config.registry_name}")
+        proc.plan(f"write {cluster.CERTS_DIR}/{lab.config.registry_host}/hosts.toml on each node")
+        _plan_apply(cluster.registry_hosting_configmap(lab.config))
+        return "planned"
+    client = engine.client()
+    notes = [cluster.connect_registry(client, lab.config)]
+    notes.append(cluster.wire_nodes(client, lab.config))
+    lab.cluster().apply(cluster.registry_hosting_configmap(lab.config))
+    return "; ".join(notes)
+
+
+def ensure_istio(lab: Lab) -> str:
+    if not proc.dry_run_enabled():
+        ready = [
+            lab.cluster().deployment_observation(mesh.ISTIO_NAMESPACE, name)
+            for name in mesh.CONTROL_PLANE
+        ]
+        if all(o.done for o in ready) and lab.state.get("istio") == lab.config.istio_version:
+            return "already installed"
+    operator = mesh.write_operator(lab.config, lab.config.state_path)
+    mesh.install(lab.config, operator, lab.context)
+    if proc.dry_run_enabled():
+        for name in mesh.CONTROL_PLANE:
+            proc.plan(f"wait for Istio {name} to be ready")
+        return f"planned (operator: {operator})"
+    for name in mesh.CONTROL_PLANE:
+        lab.wait_for(
+            f"Istio {name} to be ready",
+            partial(_deployment_observation, lab, mesh.ISTIO_NAMESPACE, name),
+            lab.config.install_timeout,
+        )
+    if not proc.dry_run_enabled():
+        lab.state["istio"] = lab.config.istio_version
+        lab.state.save()
+    return f"Istio {lab.config.istio_version}"
+
+
+def ensure_argocd(lab: Lab) -> str:
+    config = lab.config
+    cached = config.state_path / "cache" / f"argocd-{config.argocd_version}-install.yaml"
+    if proc.dry_run_enabled() and not cached.is_file():
+        proc.plan(f"download {argocd.install_url(config)}")
+        proc.plan("apply its CRDs server-side, wait until established, then apply the rest")
+        for obj in argocd.lab_objects(config):
+            _plan_apply(obj)
+        return "planned"
+    objects = argocd.install_objects(
+        argocd.fetch_install_manifest(config, config.state_path / "cache")
+    )
+    crds, rest = k8s.split_crds(objects)
+    target = lab.cluster() if not proc.dry_run_enabled() else None
+    apply = target.apply if target else _plan_apply
+    for crd in crds:  # CRDs first, and established, before anything that uses them
+        apply(crd)
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        lab.wait_for(
+            f"CRD {name} to be established",
+            partial(_crd_observation, lab, name),
+            config.install_timeout,
+        )
+    for obj in k8s.apply_order([*argocd.lab_objects(config), *rest]):
+        apply(obj)
+    for kind, name in argocd.WORKLOADS:
+        lab.wait_for(
+            f"Argo CD {name}",
+            partial(_workload_observation, lab, kind, argocd.NAMESPACE, name),
+            config.install_timeout,
+        )
+    if target is not None:
+        secret = target.get("v1", "Secret", "argocd-initial-admin-secret", argocd.NAMESPACE)
+        if secret is not None:
+            lab.state["argocd_admin_password"] = argocd.decode_secret_value(secret, "password")
+            lab.state.save()
+    return f"Argo CD {config.argocd_version}"
+
+
+def ensure_gitea(lab: Lab) -> str:
+    config = lab.config
+    admin = lab.state.setdefault("gitea_admin", "lab-admin")
+    secret = gitserver.admin_secret(
+        config,
+        username=admin,
+        password=lab.state.secret("gitea_admin_password"),
+        secret_key=lab.state.secret("gitea_secret_key"),
+        internal_token=lab.state.secret("gitea_internal_token", 48),
+    )
+    if not proc.dry_run_enabled():
+        lab.state.save()
+    apply = lab.cluster().apply if not proc.dry_run_enabled() else _plan_apply
+    manifests = gitserver.gitea_manifests(config)
+    for obj in k8s.apply_order(
+        [
+            *[m for m in manifests if m["kind"] == "Namespace"],
+            secret,
+            *[m for m in manifests if m["kind"] != "Namespace"],
+        ]
+    ):
+        apply(obj)
+    lab.wait_for(
+        "Gitea to be ready",
+        partial(_deployment_observation, lab, config.gitea_namespace, "gitea"),
+        config.install_timeout,
+    )
+    return f"Gitea {config.gitea_version} at {_gitea_host_url(lab)}"
+
+
+def seed_gitops(lab: Lab) -> str:
+    config = lab.config
+    if proc.dry_run_enabled():
+        proc.plan(f"push {GITOPS_DIR} to {config.gitops_repo_url}; create the ArgoCD webhook")
+        return "planned"
+    server, remote = _git_server(lab)
+    with server:
+        server.ensure_org(config.gitops_org)
+        server.ensure_repo(config.gitops_org, config.gitops_repo)
+        result = gitops.seed(remote, GITOPS_DIR)
+        server.ensure_push_webhook(config.gitops_org, config.gitops_repo)
+    lab.cluster().apply(
+        argocd.repository_secret(config, lab.state["gitea_admin"], lab.state["gitea_token"])
+    )
+    return f"seeded at {result.revision[:12]}" if result.pushed else "already seeded"
+
+
+def ensure_app_secrets(lab: Lab) -> str:
+    values = {
+        "JWT_SECRET": lab.state.secret("jwt_secret", 48),
+        "ADMIN_PASSWORD": lab.state.secret("app_admin_password", 18),
+        "MONITOR_SECRET_KEY": lab.state.secret("monitor_secret_key", 48),
+    }
+    if proc.dry_run_enabled():
+        for namespace in APP_NAMESPACES:
+            proc.plan(f"create Secret {APP_SECRET} in {namespace}")
+        return "planned"
+    lab.state.save()
+    target = lab.cluster()
+    for namespace in APP_NAMESPACES:
+        target.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {"istio-injection": "enabled"}},
+            }
+        )
+        target.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": APP_SECRET, "namespace": namespace},
+                "stringData": values,
+            }
+        )
+    return f"{APP_SECRET} in {', '.join(APP_NAMESPACES)}"
+
+
+def ensure_applications(lab: Lab) -> str:
+    objects = argocd.project_and_applications(lab.config, GITOPS_DIR)
+    apply = lab.cluster().apply if not proc.dry_run_enabled() else _plan_apply
+    for obj in objects:
+        apply(obj)
+    return ", ".join(o["metadata"]["name"] for o in objects)
+
+
+def wait_for_sync(lab: Lab) -> str:
+    notes = []
+    for app in _application_names(lab):
+        seen = lab.wait_for(
+            f"Argo CD application {app} to be Synced and Healthy",
+            partial(_application_observation, lab, app),
+            lab.config.sync_timeout,
+        )
+        notes.append(seen)
+    return "; ".join(notes)
+
+
+def show_urls(lab: Lab) -> str:
+    for name, url in urls(lab.config).items():
+        lab.ctx.ui.info(f"  {name:<10} {url}")
+    lab.ctx.ui.info("  credentials: invoke lab.creds")
+    if not proc.dry_run_enabled():
+        lab.state["up"] = True
+        lab.state.save()
+    return "lab is up"
+
+
+UP: tuple[Step, ...] = (
+    ("Checking this machine", preflight),  # lab.doctor's blocking checks
+    ("Starting the local registry", ensure_registry),  # registry:3 on 127.0.0.1:5001
+    ("Creating the kind cluster", ensure_cluster),  # pinned node image, port mappings
+    ("Wiring the registry into the cluster", wire_registry),  # kind network, certs.d, ConfigMap
+    ("Installing Istio", ensure_istio),  # istioctl install with our IstioOperator
+    ("Installing Argo CD", ensure_argocd),  # pinned manifest, server-side apply
+    ("Running the Git server", ensure_gitea),  # Gitea in the cluster, admin from a Secret
+    ("Seeding the GitOps repository", seed_gitops),  # gitops/ pushed, webhook, repo Secret
+    ("Creating the app secrets", ensure_app_secrets),  # JWT secret, admin password: never in git
+    ("Creating the Argo CD applications", ensure_applications),  # AppProject, dev and prod
+    ("Waiting for the applications to sync", wait_for_sync),  # Synced and Healthy
+    ("Showing where everything is", show_urls),  # URLs; credentials only via lab.creds
+)
+
+
+def up(ctx: Context, options: Options) -> None:
+    proc.set_dry_run(options.dry_run)
+    lab = Lab(ctx, options, State.load(ctx.config.state_path))
+    if options.dry_run:
+        ctx.ui.info("Dry run: nothing is changed. The plan:")
+    run_steps(lab, UP)
+    if options.dry_run:
+        for action in proc.planned_commands():
+            ctx.ui.info(f"  would: {action}")
+
+
+def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
+    """Each step: a start line, then ✓ or ✗ with its duration and what it did."""
+    ui = lab.ctx.ui
+    for title, run in steps:
+        ui.step_started(title)
+        started = time.monotonic()
+        try:
+            note = run(lab)
+        except LabError as error:
+            ui.step_finished(title, time.monotonic() - started, ok=False)
+            error.add_context(title.lower())
+            raise
+        except BaseException:
+            ui.step_finished(title, time.monotonic() - started, ok=False)
+            raise
+        ui.step_finished(title, time.monotonic() - started, ok=True, note=note)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def urls(config: Config) -> dict[str, str]:
+    host = config.bind_address
+    return {
+        "app": f"http://{host}:{config.ingress_http_port}/app/",
+        "monitor": f"http://{host}:{config.ingress_http_port}/status/",
+        "Gitea": f"http://{host}:{config.gitea_http_port}/",
+        "Argo CD": f"http://{host}:{config.argocd_http_port}/",
+    }
+
+
+def _docker_answers() -> bool:
+    try:
+        engine.client()
+    except LabError:
+        return False
+    return True
+
+
+def _cluster_exists(config: Config) -> bool:
+    """Whether kind has our cluster; in dry-run a missing kind means "no cluster yet"."""
+    if proc.dry_run_enabled() and proc.which("kind") is None:
+        return False
+    return cluster.cluster_exists(config)
+
+
+def _gitea_host_url(lab: Lab) -> str:
+    return f"http://{lab.config.bind_address}:{lab.config.gitea_http_port}"
+
+
+def _git_server(lab: Lab) -> tuple[gitserver.GitServer, gitops.Remote]:
+    admin = lab.state["gitea_admin"]
+    password = lab.state.secret("gitea_admin_password")
+    base = _gitea_host_url(lab)
+    with gitserver.GitServer(base, gitserver.Credentials(admin, password=password)) as basic:
+        basic.wait_until_healthy(lab.config.install_timeout)
+        if "gitea_token" not in lab.state:
+            lab.state["gitea_token"] = basic.create_token("lab")
+            lab.state.save()
+    token = lab.state["gitea_token"]
+    server = gitserver.GitServer(base, gitserver.Credentials(admin, token=token))
+    remote = gitops.Remote(
+        server.clone_url(lab.config.gitops_org, lab.config.gitops_repo), admin, token
+    )
+    return server, remote
+
+
+def _plan_apply(obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata", {})
+    where = f" in {meta['namespace']}" if meta.get("namespace") else ""
+    proc.plan(f"apply {obj.get('kind')}/{meta.get('name')}{where} (server-side)")
+
+
+def _deployment_observation(lab: Lab, namespace: str, name: str) -> wait.Observation:
+    return lab.cluster().deployment_observation(namespace, name)
+
+
+def _crd_observation(lab: Lab, name: str) -> wait.Observation:
+    crd = lab.cluster().get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    return k8s.crd_established(crd) if crd else wait.Observation(False, f"{name} not found")
+
+
+def _workload_observation(lab: Lab, kind: str, namespace: str, name: str) -> wait.Observation:
+    obj = lab.cluster().get("apps/v1", kind, name, namespace)
+    if obj is None:
+        return wait.Observation(False, f"{kind} {namespace}/{name} does not exist yet")
+    return k8s.rollout_status(obj) if kind == "Deployment" else k8s.statefulset_status(obj)
+
+
+def _application_names(lab: Lab) -> list[str]:
+    return [
+        o["metadata"]["name"]
+        for o in argocd.project_and_applications(lab.config, GITOPS_DIR)
+        if o["kind"] == "Application"
+    ]
+
+
+def _application_observation(lab: Lab, name: str) -> wait.Observation:
+    app = lab.cluster().get("argoproj.io/v1alpha1", "Application", name, argocd.NAMESPACE)
+    if app is None:
+        return wait.Observation(False, f"application {name} does not exist yet")
+    sync, health, revision = argocd.application_status(app)
+    return wait.Observation(
+        sync == "Synced" and health == "Healthy", f"{name}: {sync}, {health} at {revision or '?'}"
+    )
+
+
+# -- down ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What of the lab still exists on this machine."""
+
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
+    volumes: tuple[str, ...]
+    contexts: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks or self.volumes or self.contexts)
+
+    def describe(self) -> str:
+        parts = [
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("containers", self.containers),
+                ("networks", self.networks),
+                ("volumes", self.volumes),
+                ("kube contexts", self.contexts),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing"
+
+
+def leftovers(config: Config, *, keep_registry: bool = False) -> Leftovers:
+    """Everything of the lab that exists: labelled objects, kind's node containers, contexts."""
+    client = engine.client()
+    label = f"{engine.LAB_LABEL}={config.cluster_name}"
+    kind_label = f"io.x-k8s.kind.cluster={config.cluster_name}"
+    containers = {c.name for c in client.containers.list(all=True, filters={"label": label})}
+    containers |= {c.name for c in client.containers.list(all=True, filters={"label": kind_label})}
+    volumes = {v.name for v in client.volumes.list(filters={"label": label})}
+    if keep_registry:
+        containers.discard(config.registry_name)
+        volumes.discard(f"{config.registry_name}-data")
+    else:
+        volumes |= {
+            v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
+        }
+    networks = {n.name for n in client.networks.list(filters={"label": label})}
+    return Leftovers(
+        tuple(sorted(containers)),
+        tuple(sorted(networks)),
+        tuple(sorted(volumes)),
+        tuple(_kube_contexts(config)),
+    )
+
+
+def _kube_contexts(config: Config) -> list[str]:
+    from kubernetes import config as kconfig
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        contexts, _ = kconfig.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    except (ConfigException, FileNotFoundError, TypeError):
+        return []
+    return [c["name"] for c in contexts or [] if c["name"] == config.kube_context]
+
+
+def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) -> None:
+    """Delete the cluster, the registry, the lab's volumes, networks, context and state,
+    then prove nothing is left."""
+    proc.set_dry_run(dry_run)
+    config = ctx.config
+    ui = ctx.ui
+    client = engine.client()
+    with ui.step("Deleting the kind cluster"):
+        if proc.which("kind") and cluster.cluster_exists(config):
+            cluster.delete_cluster(config)
+    with ui.step("Removing the lab's containers, volumes and networks"):
+        found = leftovers(config, keep_registry=keep_registry)
+        for name in found.containers:
+            _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
+        for name in found.volumes:
+            _remove(client.volumes, name, lambda obj: obj.remove(force=True))
+        for name in found.networks:
+            _remove(client.networks, name, lambda obj: obj.remove())
+        if found.contexts and not dry_run:
+            proc.run(
+                ("kubectl", "config", "delete-context", config.kube_context),
+                timeout=30,
+                check=False,
+            )
+    with ui.step("Forgetting the lab's state"):
+        path = config.state_path / "state.json"
+        if dry_run:
+            proc.plan(f"remove {path}")
+        else:
+            path.unlink(missing_ok=True)
+    if dry_run:
+        for action in proc.planned_commands():
+            ui.info(f"  would: {action}")
+        return
+    with ui.step("Verifying nothing of the lab remains"):
+        remaining = leftovers(config, keep_registry=keep_registry)
+        if remaining:
+            raise LabError(
+                f"some of the lab is still here: {remaining.describe()}",
+                hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
+            )
+    kept = " (registry and its image cache kept)" if keep_registry else ""
+    ui.info(f"Nothing of the lab remains on this machine{kept}.")
+
+
+def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:
+    import docker.errors
+
+    if proc.dry_run_enabled():
+        proc.plan(f"remove {name}")
+        return
+    with contextlib.suppress(docker.errors.NotFound):
+        action(collection.get(name))
+
+
+# -- status and credentials ---------------------------------------------------------------
+
+
+def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
+    """(component, state, detail) per component; quick when the lab is down."""
+    config = ctx.config
+    rows: list[tuple[str, str, str]] = []
+    try:
+        client = engine.client()
+    except LabError as error:
+        return [("Docker", "fail", error.message)]
+    registry = cluster.registry_status(client, config)
+    rows.append(
+        (
+            "registry",
+            "ok" if registry.running else "fail",
+            f"{config.registry_host} ({'running' if registry.running else 'absent'})",
+        )
+    )
+    exists = proc.which("kind") is not None and cluster.cluster_exists(config)
+    rows.append(
+        (
+            "cluster",
+            "ok" if exists else "fail",
+            f"kind {config.cluster_name}" + ("" if exists else " absent"),
+        )
+    )
+    if not exists:
+        return rows
+    try:
+        target = k8s.connect(config.kube_context)
+    except LabError as error:
+        rows.append(("Kubernetes API", "fail", error.message))
+        return rows
+    for name in mesh.CONTROL_PLANE:
+        seen = target.deployment_observation(mesh.ISTIO_NAMESPACE, name)
+        rows.append((f"Istio {name}", "ok" if seen.done else "fail", seen.seen))
+    for app in ("demo-dev", "demo-prod"):
+        obj = target.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
+        if obj is None:
+            rows.append((f"app {app}", "fail", "no Argo CD application"))
+            continue
+        sync, health, revision = argocd.application_status(obj)
+        good = sync == "Synced" and health == "Healthy"
+        rows.append(
+            (f"app {app}", "ok" if good else "warn", f"{sync}, {health} at {revision or '?'}")
+        )
+    seen = target.deployment_observation(config.gitea_namespace, "gitea")
+    rows.append(("Gitea", "ok" if seen.done else "fail", seen.seen))
+    for name, url in urls(config).items():
+        rows.append((name, "ok", url))
+    return rows
+
+
+def credentials(ctx: Context) -> list[tuple[str, str, str]]:
+    """(what, user, password) for Gitea, Argo CD and the app's admin."""
+    state = State.load(ctx.config.state_path)
+    secrets_ = state.get("secrets", {})
+    if not secrets_:
+        raise LabError("no lab credentials yet", hint="run `invoke lab.up` first")
+    return [
+        ("Gitea", state.get("gitea_admin", "lab-admin"), secrets_.get("gitea_admin_password", "?")),
+        ("Argo CD", "admin", state.get("argocd_admin_password", "(not installed yet)")),
+        ("app admin", "admin", secrets_.get("app_admin_password", "?")),
+    ]

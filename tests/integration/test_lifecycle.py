@@ -1,0 +1,183 @@
+"""lab.up / lab.down short of a cluster: the real invoke program, fake kind/istioctl on
+PATH (they cannot run a cluster here), and the real Docker Engine for teardown."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from lab import cli, config, engine, lifecycle, proc
+from lab.errors import LabError
+from lab.ui import UI
+from tests.conftest import REPO
+
+INVOKE = str(Path(sys.executable).parent / "invoke")
+KIND_VERSION = "kind v0.32.0 go1.25.7 linux/amd64\n"
+
+
+def _invoke(*args: str, env: dict[str, str]) -> proc.Result:
+    return proc.run(
+        [INVOKE, "--search-root", str(REPO), *args],
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(REPO), "COLUMNS": "200", **env},
+    )
+
+
+def _fake_tools(fake_bin, log: Path) -> None:
+    fake_bin("kind", stdout=KIND_VERSION, log=log)  # also answers `kind get clusters`: none
+    fake_bin("istioctl", stdout="client version: 1.30.0\n", log=log)
+
+
+def test_dry_run_prints_the_ordered_plan_and_changes_nothing(fake_bin, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.log"
+    _fake_tools(fake_bin, calls)
+    state = tmp_path / "state"
+    cache = state / "cache"
+    cache.mkdir(parents=True)
+    shutil.copy(
+        REPO / "tests/data/argocd-install-excerpt.yaml", cache / "argocd-v3.6.1-install.yaml"
+    )
+    result = _invoke("lab.up", "--dry-run", env={"LAB_STATE_DIR": str(state)})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    titles = [title for title, _ in lifecycle.UP]
+    positions = [out.index(f"✓ {title}") for title in titles]
+    assert positions == sorted(positions), "steps must run in the order of lifecycle.UP"
+    plan = out[out.index("would:") :]
+    assert "kind create cluster --name lab --config" in plan
+    assert "istioctl install -y --context kind-lab -f" in plan
+    crd_apply = plan.index("apply CustomResourceDefinition/applications.argoproj.io")
+    crd_wait = plan.index("wait for CRD applications.argoproj.io to be established")
+    deployment = plan.index("apply Deployment/argocd-server in argocd")
+    assert crd_apply < crd_wait < deployment
+    assert "Secret/demo-secrets" not in plan or "stringData" not in plan
+    # Nothing that changes anything ran: kind was only asked questions.
+    ran = calls.read_text().splitlines() if calls.exists() else []
+    assert all(
+        line.split()[:2] in (["kind", "version"], ["kind", "get"], ["istioctl", "version"])
+        for line in ran
+    ), ran
+    assert not (state / "state.json").exists()
+
+
+def test_up_refuses_a_cluster_made_with_other_settings(fake_bin, tmp_path: Path) -> None:
+    fake_bin("kind", stdout="lab\n")  # `kind get clusters` lists ours
+    state_dir = tmp_path / "state"
+    cfg = config.load({"state_dir": str(state_dir)}, {})
+    from lab.state import State
+
+    state = State.load(cfg.state_path)
+    state["cluster_settings"] = "0000000000000000"
+    state.save()
+    ctx = cli.Context(config=cfg, ui=UI())
+    lab = lifecycle.Lab(ctx, lifecycle.Options(), State.load(cfg.state_path))
+    with pytest.raises(LabError) as caught:
+        lifecycle.ensure_cluster(lab)
+    assert "different pinned settings" in caught.value.message
+    assert caught.value.hint and "--recreate" in caught.value.hint
+
+
+def test_up_keeps_an_existing_cluster_with_the_same_settings(fake_bin, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.log"
+    fake_bin("kind", stdout="lab\n", log=calls)
+    cfg = config.load({"state_dir": str(tmp_path / "state")}, {})
+    from lab import cluster
+    from lab.state import State
+
+    state = State.load(cfg.state_path)
+    state["cluster_settings"] = cluster.settings_hash(cfg)
+    lab = lifecycle.Lab(cli.Context(config=cfg, ui=UI()), lifecycle.Options(), state)
+    assert lifecycle.ensure_cluster(lab) == "already exists"
+    assert calls.read_text().splitlines() == ["kind get clusters"]
+
+
+def test_bring_your_own_cluster_skips_kind_and_the_registry(tmp_path: Path) -> None:
+    cfg = config.load({"state_dir": str(tmp_path / "state")}, {})
+    from lab.state import State
+
+    lab = lifecycle.Lab(
+        cli.Context(config=cfg, ui=UI()),
+        lifecycle.Options(context="team-cluster", registry="registry.team:5000"),
+        State.load(cfg.state_path),
+    )
+    assert lifecycle.ensure_registry(lab).startswith("skipped")
+    assert lifecycle.ensure_cluster(lab) == "skipped: using context team-cluster"
+    assert lab.context == "team-cluster"
+
+
+# -- teardown against the real Docker Engine ----------------------------------------------
+
+
+def _docker():
+    try:
+        return engine.client()
+    except LabError as error:
+        pytest.skip(
+            f"no Docker Engine here ({error.message}); CI starts one with .ci/tools/dockerd.sh"
+        )
+
+
+def _empty_image(client) -> str:
+    """An image with one empty layer, made locally: containers can be created from it."""
+    tag = "lab-test/empty:1"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("README")
+        data = b"lab teardown test\n"
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    client.api.import_image_from_data(buffer.getvalue(), repository="lab-test/empty", tag="1")
+    return tag
+
+
+@pytest.mark.parametrize("keep_registry", [False, True])
+def test_down_removes_everything_of_the_lab_and_proves_it(
+    fake_bin, tmp_path: Path, keep_registry: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = _docker()
+    fake_bin("kind", stdout="")  # no cluster left to delete
+    name = f"labtest{secrets.token_hex(3)}"
+    cfg = config.load(
+        {
+            "cluster_name": name,
+            "registry_name": f"{name}-registry",
+            "state_dir": str(tmp_path / "s"),
+        },
+        {},
+    )
+    label = {engine.LAB_LABEL: name}
+    image = _empty_image(client)
+    other = client.containers.create(image, command=["/none"], name=f"{name}-not-ours")
+    try:
+        client.containers.create(image, command=["/none"], name=cfg.registry_name, labels=label)
+        client.containers.create(image, command=["/none"], name=f"{name}-extra", labels=label)
+        client.volumes.create(f"{cfg.registry_name}-data", labels=label)
+        client.networks.create(f"{name}-net", labels=label)
+        found = lifecycle.leftovers(cfg)
+        assert found.containers == (f"{name}-extra", cfg.registry_name)
+        assert found.volumes == (f"{cfg.registry_name}-data",)
+        assert found.networks == (f"{name}-net",)
+
+        lifecycle.down(cli.Context(config=cfg, ui=UI()), keep_registry=keep_registry)
+
+        assert not lifecycle.leftovers(cfg, keep_registry=keep_registry)
+        assert "Nothing of the lab remains" in capsys.readouterr().err
+        registry_kept = [
+            c.name for c in client.containers.list(all=True, filters={"name": cfg.registry_name})
+        ]
+        assert registry_kept == ([cfg.registry_name] if keep_registry else [])
+        client.containers.get(other.id)  # not ours: untouched
+    finally:
+        for container in client.containers.list(all=True, filters={"name": name}):
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"name": name}):
+            volume.remove(force=True)
+        for network in client.networks.list(names=[f"{name}-net"]):
+            network.remove()
