@@ -136,7 +136,9 @@ def load(
 
 # Variables that share our prefix but are not settings: LAB_DEBUG turns on tracebacks;
 # the others point the test suites at locally built tools (see .ci/tools/).
-_IGNORED_ENV = frozenset({"LAB_DEBUG", "LAB_KUSTOMIZE", "LAB_ISTIOCTL", "LAB_GITEA"})
+_IGNORED_ENV = frozenset(
+    {"LAB_DEBUG", "LAB_E2E", "LAB_KUSTOMIZE", "LAB_ISTIOCTL", "LAB_GITEA", "LAB_STANDINS"}
+)
 
 
 def _known_key(key: str, known: Mapping[str, dataclasses.Field[Any]], source: str) -> str:
