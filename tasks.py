@@ -12,6 +12,7 @@ from typing import Any
 from invoke import Collection, task
 
 from lab import cli, operations
+from lab import tools as lab_tools
 
 cli.check_project_config(Path(__file__).resolve().parent)
 
@@ -101,5 +102,26 @@ def creds(c, verbose=0, debug=False):
     )
 
 
-lab = Collection("lab", doctor, config, up, down, status, creds)
+@task(
+    incrementable=["verbose"],
+    iterable=["only"],
+    help={
+        **VERBOSE,
+        "only": "fetch only these tools (kind, istioctl, kubectl; repeat or comma-separate)",
+        "force": "download again even when the pinned version is installed",
+        "mirror": "base URL of a mirror holding <tool>/<upstream path> (or LAB_TOOLS_MIRROR)",
+    },
+)
+def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
+    """Download the pinned kind, istioctl and kubectl into .lab/bin/, checksums verified."""
+    cli.run_task(
+        "lab.tools",
+        functools.partial(lab_tools.install_tools, only=only or (), force=force, mirror=mirror),
+        overrides=_lab_settings(c),
+        verbose=verbose,
+        debug=debug,
+    )
+
+
+lab = Collection("lab", doctor, config, up, down, status, creds, tools)
 namespace = Collection(lab)
