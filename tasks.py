@@ -124,4 +124,75 @@ def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
 
 
 lab = Collection("lab", doctor, config, up, down, status, creds, tools)
-namespace = Collection(lab)
+
+PIPELINE_HELP = {
+    **VERBOSE,
+    "sha": "the commit to build and deploy (default: HEAD)",
+    "runner": "quality checks in toolchain containers (docker, the default) or on this host",
+    "strict": "fail on UNVERIFIED audits and scans (the default when CI=true)",
+    "lenient": "do not fail on UNVERIFIED (shown all the same)",
+    "offline": "scan with Trivy's cached vulnerability database",
+    "allow_dirty": "build a tree with uncommitted changes (images marked -dirty)",
+}
+
+
+def _pipeline(c, name, start, stop, sha, runner, strict, lenient, offline, allow_dirty, verbose, debug):
+    options = pipeline_options(
+        sha=sha, start=start, stop=stop, runner=runner, strict=strict, lenient=lenient,
+        offline=offline, allow_dirty=allow_dirty,
+    )
+    cli.run_task(
+        name, functools.partial(operations.pipeline, options=options),
+        overrides=_lab_settings(c), verbose=verbose, debug=debug,
+    )
+
+
+def pipeline_options(**kwargs):
+    from lab.operations import pipeline_options as build
+
+    return build(**kwargs)
+
+
+@task(
+    name="run",
+    incrementable=["verbose"],
+    help={**PIPELINE_HELP, "from_": "resume from this stage (quality, build, scan, deploy-dev, smoke, promote)"},
+)
+def run_(c, sha=None, from_=None, runner="docker", strict=False, lenient=False, offline=False,
+         allow_dirty=False, verbose=0, debug=False):
+    """Run the whole flow: quality, build, scan, deploy dev, smoke, promote (a pull request)."""
+    _pipeline(c, "pipeline.run", from_, None, sha, runner, strict, lenient, offline,
+              allow_dirty, verbose, debug)
+
+
+def _stage_task(stage, doc):
+    def body(c, sha=None, runner="docker", strict=False, lenient=False, offline=False,
+             allow_dirty=False, verbose=0, debug=False):
+        _pipeline(c, f"pipeline.{stage}", stage, stage, sha, runner, strict, lenient, offline,
+                  allow_dirty, verbose, debug)
+
+    body.__doc__ = doc
+    return task(body, name=stage, incrementable=["verbose"], help=PIPELINE_HELP)
+
+
+@task(incrementable=["verbose"], help={**VERBOSE, "sha": "the promoted commit (default: HEAD)"})
+def approve(c, sha=None, verbose=0, debug=False):
+    """Merge the promotion pull request, wait for prod to sync, smoke-test prod."""
+    cli.run_task(
+        "pipeline.approve", functools.partial(operations.approve, sha=sha),
+        overrides=_lab_settings(c), verbose=verbose, debug=debug,
+    )
+
+
+pipeline = Collection(
+    "pipeline",
+    run_,
+    _stage_task("quality", "Run only the quality stage: vet, tests, linters, audits of every service."),
+    _stage_task("build", "Run only the build stage: build and push every image for --sha."),
+    _stage_task("scan", "Run only the scan stage: Trivy on every image of --sha."),
+    _stage_task("deploy-dev", "Run only the deploy-dev stage: A/B tag bump, wait for Argo CD."),
+    _stage_task("smoke", "Run only the smoke stage: wait for the smoke Job's verdict in demo-dev."),
+    _stage_task("promote", "Run only the promote stage: branch promote-<sha> and a pull request."),
+    approve,
+)
+namespace = Collection(lab, pipeline)

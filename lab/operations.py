@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lab import config as config_module
 from lab import doctor as doctor_module
 from lab import lifecycle
+from lab import pipeline as pipeline_module
 from lab.cli import Context, TaskExit
 from lab.errors import LabError
 from lab.ui import Row
@@ -59,3 +62,51 @@ def status(ctx: Context) -> None:
 def creds(ctx: Context) -> None:
     rows = [Row((what, user, password)) for what, user, password in lifecycle.credentials(ctx)]
     ctx.ui.table("lab credentials (keep them to yourself)", ("for", "user", "password"), rows)
+
+
+def pipeline_options(
+    *,
+    sha: str | None,
+    start: str | None,
+    stop: str | None,
+    runner: str,
+    strict: bool,
+    lenient: bool,
+    offline: bool,
+    allow_dirty: bool,
+) -> PipelineRequest:
+    if strict and lenient:
+        raise LabError("--strict and --lenient contradict each other", hint="pass one of them")
+    if runner not in ("docker", "host"):
+        raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
+    return PipelineRequest(
+        pipeline_module.Options(
+            sha=sha,
+            start=start,
+            runner=runner,
+            strict=True if strict else (False if lenient else None),
+            offline=offline,
+            allow_dirty=allow_dirty,
+        ),
+        stop,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    options: pipeline_module.Options
+    stop: str | None  # run only up to and including this stage
+
+
+def pipeline(ctx: Context, *, options: PipelineRequest) -> None:
+    stages = pipeline_module.STAGES
+    if options.stop is not None:
+        names = [name for name, _ in stages]
+        if options.stop not in names:
+            raise LabError(f"unknown stage {options.stop!r}", hint=f"stages: {', '.join(names)}")
+        stages = stages[: names.index(options.stop) + 1]
+    pipeline_module.pipeline_run(ctx, options.options, stages)
+
+
+def approve(ctx: Context, *, sha: str | None) -> None:
+    pipeline_module.approve(ctx, sha or "HEAD")

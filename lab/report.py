@@ -177,7 +177,7 @@ def to_html(report: RunReport) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #212121; }}
 h1 .status {{ color: {_COLOURS[status]}; }}
-.timeline {{ border: 1px solid #ccc; padding: 4px; margin: 1rem 0; }}
+.timeline {{ border: 1px solid #ccc; padding: 4px; margin: 1rem 0; overflow: hidden; }}
 .bar {{ height: 1.6rem; color: white; border-radius: 3px; margin-bottom: 3px;
         white-space: nowrap; overflow: visible; }}
 .bar span {{ padding-left: 4px; line-height: 1.6rem; color: #111; mix-blend-mode: normal; }}

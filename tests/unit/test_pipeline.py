@@ -1,0 +1,183 @@
+"""lab.pipeline: stage order and gates, strictness, the smoke verdict, the commit, the lock."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import cli, config, pipeline, proc
+from lab.errors import LabError
+from lab.report import CheckResult, StageResult, Status
+from lab.ui import UI
+
+
+def _run(tmp_path: Path, strict: bool = False) -> pipeline.Run:
+    ctx = cli.Context(config=config.load({"state_dir": str(tmp_path / "s")}, {}), ui=UI())
+    commit = pipeline.Commit("a" * 40, "main", False)
+    return pipeline.Run(ctx, pipeline.Options(strict=strict), commit, "r1", tmp_path / "run")
+
+
+def _stage(name: str, status: Status, calls: list[str]):
+    def body(run: pipeline.Run) -> StageResult:
+        calls.append(name)
+        return StageResult(name, status, time.time(), 0.0, f"{name} {status.value}")
+
+    return (name, body)
+
+
+def _flow(calls: list[str], failing: str | None = None, status: Status = Status.FAILED):
+    return tuple(
+        _stage(name, status if name == failing else Status.PASSED, calls)
+        for name in pipeline.STAGE_NAMES
+    )
+
+
+def test_the_stages_are_the_flow_in_order() -> None:
+    assert pipeline.STAGE_NAMES == ("quality", "build", "scan", "deploy-dev", "smoke", "promote")
+
+
+def test_a_scan_failure_deploys_nothing(tmp_path: Path) -> None:
+    calls: list[str] = []
+    results = pipeline.execute(_run(tmp_path), _flow(calls, failing="scan"))
+    assert calls == ["quality", "build", "scan"]
+    assert [r.status for r in results][3:] == [Status.SKIPPED] * 3
+    assert results[3].summary == "not run: scan failed"
+
+
+def test_a_smoke_failure_opens_no_pull_request(tmp_path: Path) -> None:
+    calls: list[str] = []
+    pipeline.execute(_run(tmp_path), _flow(calls, failing="smoke"))
+    assert "promote" not in calls and calls[-1] == "smoke"
+
+
+def test_unverified_passes_the_gate_unless_strict(tmp_path: Path) -> None:
+    calls: list[str] = []
+    pipeline.execute(_run(tmp_path), _flow(calls, failing="quality", status=Status.UNVERIFIED))
+    assert calls == list(pipeline.STAGE_NAMES)
+    strict_calls: list[str] = []
+    pipeline.execute(
+        _run(tmp_path, strict=True),
+        _flow(strict_calls, failing="quality", status=Status.UNVERIFIED),
+    )
+    assert strict_calls == ["quality"]
+
+
+def test_strict_defaults_to_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = pipeline.Run(_run(tmp_path).ctx, pipeline.Options(), _run(tmp_path).commit, "r", tmp_path)
+    monkeypatch.setenv("CI", "true")
+    assert run.strict
+    monkeypatch.setenv("CI", "")
+    assert not run.strict
+
+
+def test_resume_from_a_stage_runs_it_and_the_rest(tmp_path: Path) -> None:
+    calls: list[str] = []
+    pipeline.execute(_run(tmp_path), _flow(calls), start="deploy-dev")
+    assert calls == ["deploy-dev", "smoke", "promote"]
+    with pytest.raises(LabError) as caught:
+        pipeline.execute(_run(tmp_path), _flow([]), start="deploy")
+    assert "deploy-dev" in (caught.value.hint or "")
+
+
+def test_a_lab_error_in_a_stage_fails_it_with_the_message(tmp_path: Path) -> None:
+    def broken(run: pipeline.Run) -> StageResult:
+        raise LabError("registry unreachable", hint="lab.up")
+
+    results = pipeline.execute(
+        _run(tmp_path), (("build", broken), _stage("scan", Status.PASSED, []))
+    )
+    assert results[0].status is Status.FAILED and results[0].summary == "registry unreachable"
+    assert results[1].status is Status.SKIPPED
+
+
+def test_job_verdict_reads_the_conditions() -> None:
+    assert pipeline.job_verdict({"status": {"active": 1}}) is None
+    assert (
+        pipeline.job_verdict({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+        == "complete"
+    )
+    failed = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                }
+            ]
+        }
+    }
+    assert (
+        pipeline.job_verdict(failed)
+        == "failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+    )
+
+
+def test_smoke_log_becomes_checks() -> None:
+    log = (
+        "ok   api health (12ms)\n"
+        "ok   variant v1 reports its commit (8ms)\n"
+        "FAIL variant v2 reports its commit: expected commit abc, got def\n"
+        "smoke: FAILED at variant v2 reports its commit (2 of 9 checks passed)\n"
+    )
+    checks = pipeline.parse_smoke_log(log)
+    assert [(c.name, c.status) for c in checks] == [
+        ("api health", Status.PASSED),
+        ("variant v1 reports its commit", Status.PASSED),
+        ("variant v2 reports its commit", Status.FAILED),
+    ]
+    assert checks[0].duration == pytest.approx(0.012)
+    assert checks[2].detail == "expected commit abc, got def"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return proc.run(("git", *args), timeout=30, cwd=repo).stdout.strip()
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("1")
+    _git(repo, "add", "a.txt")
+    _git(repo, "commit", "-q", "-m", "one")
+    clean = pipeline.resolve_commit(pipeline.Options(), repo)
+    assert clean == pipeline.Commit(_git(repo, "rev-parse", "HEAD"), "main", False)
+    (repo / "a.txt").write_text("2")
+    with pytest.raises(LabError) as caught:
+        pipeline.resolve_commit(pipeline.Options(), repo)
+    assert "--allow-dirty" in (caught.value.hint or "")
+    dirty = pipeline.resolve_commit(pipeline.Options(allow_dirty=True), repo)
+    assert dirty.dirty and dirty.version.endswith("-dirty")
+
+
+def test_an_unknown_sha_is_a_lab_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a").write_text("x")
+    _git(repo, "add", "a")
+    _git(repo, "commit", "-q", "-m", "x")
+    with pytest.raises(LabError):
+        pipeline.resolve_commit(pipeline.Options(sha="0" * 40), repo)
+
+
+def test_a_second_concurrent_run_is_refused(tmp_path: Path) -> None:
+    with pipeline.run_lock(tmp_path):
+        with pytest.raises(LabError) as caught, pipeline.run_lock(tmp_path):
+            pass
+        assert "in progress" in caught.value.message and "pid" in caught.value.message
+    with pipeline.run_lock(tmp_path):  # released afterwards
+        pass
+
+
+def test_aggregate_prefers_failure_then_unverified() -> None:
+    passed = CheckResult("a", Status.PASSED)
+    unverified = CheckResult("b", Status.UNVERIFIED)
+    failed = CheckResult("c", Status.FAILED)
+    assert pipeline._aggregate([passed, unverified], strict=False) is Status.UNVERIFIED
+    assert pipeline._aggregate([passed, unverified, failed], strict=False) is Status.FAILED
+    assert pipeline._aggregate([passed], strict=True) is Status.PASSED
