@@ -17,7 +17,19 @@ from typing import Any
 
 import yaml
 
-from lab import argocd, cluster, doctor, engine, gitops, gitserver, k8s, mesh, proc, wait
+from lab import (
+    argocd,
+    cluster,
+    diagnostics,
+    doctor,
+    engine,
+    gitops,
+    gitserver,
+    k8s,
+    mesh,
+    proc,
+    wait,
+)
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
@@ -358,6 +370,9 @@ def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
         except LabError as error:
             ui.step_finished(title, time.monotonic() - started, ok=False)
             error.add_context(title.lower())
+            if not proc.dry_run_enabled() and title != "Checking this machine":
+                bundle = diagnostics.collect(lab.config, error, context=lab.context)
+                error.hint = f"{error.hint or 'see the bundle'}\n  diagnostics: {bundle}"
             raise
         except BaseException:
             ui.step_finished(title, time.monotonic() - started, ok=False)

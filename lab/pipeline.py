@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lab import argocd, engine, gitops, gitserver, images, proc, report, scan, wait
+from lab import argocd, diagnostics, engine, gitops, gitserver, images, proc, report, scan, wait
 from lab.cli import Context
 from lab.errors import LabError
 from lab.report import CheckResult, StageResult, Status
@@ -511,7 +511,11 @@ def run_smoke(ctx: Context, namespace: str, sha: str) -> tuple[list[CheckResult]
     )
     for line in logs.splitlines():
         ctx.ui.output(line)
-    return parse_smoke_log(logs), verdict == "complete", logs
+    passed = verdict == "complete"
+    if not passed:
+        bundle = diagnostics.collect(ctx.config, LabError(f"smoke test in {namespace}: {verdict}"))
+        ctx.ui.warn(f"smoke test failed: {verdict}; diagnostics: {bundle}")
+    return parse_smoke_log(logs), passed, logs
 
 
 def job_verdict(job: dict[str, Any]) -> str | None:
