@@ -1,0 +1,3 @@
+module lab/apps/smoke
+
+go 1.25
