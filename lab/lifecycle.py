@@ -384,12 +384,15 @@ def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
 
 
 def urls(config: Config) -> dict[str, str]:
-    host = config.bind_address
+    """Where everything answers. The gateway routes each environment by host name;
+    browsers and curl resolve *.localhost to the loopback address."""
+    port = config.ingress_http_port
     return {
-        "app": f"http://{host}:{config.ingress_http_port}/app/",
-        "monitor": f"http://{host}:{config.ingress_http_port}/status/",
-        "Gitea": f"http://{host}:{config.gitea_http_port}/",
-        "Argo CD": f"http://{host}:{config.argocd_http_port}/",
+        "app (dev)": f"http://dev.localhost:{port}/app/",
+        "app (prod)": f"http://prod.localhost:{port}/app/",
+        "monitor": f"http://dev.localhost:{port}/status/",
+        "Gitea": f"http://{config.bind_address}:{config.gitea_http_port}/",
+        "Argo CD": f"http://{config.bind_address}:{config.argocd_http_port}/",
     }
 
 
