@@ -2,18 +2,18 @@ import { useCallback, useMemo, useState } from 'react';
 import { SessionContext, loadToken, saveToken } from './session.js';
 
 export function SessionProvider({ children }) {
-  const [token, setToken] = useState(loadToken);
+  const [session, setSession] = useState(() => ({ token: loadToken(), endedBecause: null }));
 
-  const signIn = useCallback((newToken) => {
-    saveToken(newToken);
-    setToken(newToken);
+  const signIn = useCallback((token) => {
+    saveToken(token);
+    setSession({ token, endedBecause: null });
   }, []);
 
-  const signOut = useCallback(() => {
+  const signOut = useCallback((reason = null) => {
     saveToken(null);
-    setToken(null);
+    setSession({ token: null, endedBecause: reason });
   }, []);
 
-  const value = useMemo(() => ({ token, signIn, signOut }), [token, signIn, signOut]);
+  const value = useMemo(() => ({ ...session, signIn, signOut }), [session, signIn, signOut]);
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

@@ -21,7 +21,12 @@ export function saveToken(token) {
   }
 }
 
-/** @type {import('react').Context<{token: string|null, signIn: (t: string) => void, signOut: () => void} | null>} */
+/**
+ * token: the JWT or null; endedBecause: why the last session ended, when the app ended it
+ * (shown on the Login page); signOut(reason?) forgets the token.
+ * @type {import('react').Context<{token: string|null, endedBecause: string|null,
+ *   signIn: (t: string) => void, signOut: (reason?: string) => void} | null>}
+ */
 export const SessionContext = createContext(null);
 
 export function useSession() {
