@@ -1,61 +1,101 @@
 #!/usr/bin/env bash
-# Build the pinned istioctl into ~/.cache/lab/ unless it is already there; print its path.
+# Build the pinned istioctl into ~/.cache/lab/ unless it is already there, cache the CRD
+# schemas the GitOps tests validate against, and print istioctl's path (last line).
 #
-# Istio tags its releases without a leading "v" (1.30.0), so the Go module proxy only
-# serves its commits as pseudo-versions, and `go install istio.io/istio/...@1.30.0` fails.
-# We download the module source of a commit on the release-1.30 branch and build istioctl
-# from a writable copy of it. Cold: ~10-20 min on 2 cores (hundreds of dependencies);
-# warm: instant.
+# istioctl: Istio tags its releases without the "v" Go wants (1.30.0), so the Go module
+# proxy serves its commits only as pseudo-versions and `go install ...@1.30.0` fails. We
+# download the module source of a commit on the release-1.30 branch and build istioctl
+# from a writable copy of it. That commit requires pre-release pseudo-versions of
+# istio.io/api, istio.io/client-go and envoy's go-control-plane that the proxy does not
+# serve, so we pin the nearest served versions of the same release lines first.
+# Cold: ~15-25 min on 2 busy cores (~700 packages); warm: instant.
 #
-# That commit requires pre-release pseudo-versions of istio.io/api, istio.io/client-go and
-# envoy's go-control-plane that the module proxy does not serve, so we pin the nearest
-# served versions of the same release lines (ISTIO_DEP_PINS) before building.
+# CRD schemas (into ~/.cache/lab/crds/, read by lab/manifests.py):
+#   Istio:   crd-all.gen.yaml from the same Istio module;
+#   Argo CD: manifests/crds/ from github.com/argoproj/argo-cd/v3. Argo CD v3.6 declares
+#            `go 1.27`, which a Go 1.26 toolchain refuses to extract; the checksum-verified
+#            zip is downloaded all the same, so we read the two CRDs straight from it.
+# They live here rather than in a script of their own because .ci/run exports one
+# LAB_<SCRIPT> variable per script, and lab's config refuses unknown LAB_ variables.
 #
 # Usage: bash .ci/tools/istioctl.sh     (prints the binary's path on stdout, logs on stderr)
 set -euo pipefail
 
 # A commit on Istio's release-1.30 branch (Makefile.core.mk: BASE_VERSION 1.30-2026-08-26).
-ISTIO_MODULE_VERSION="${ISTIO_MODULE_VERSION:-v0.0.0-20260826214018-9739e10eb9d7}"
-ISTIO_VERSION_LABEL="${ISTIO_VERSION_LABEL:-1.30-dev+9739e10eb9d7}"
+# Keep in step with ISTIO_MODULE_VERSION in lab/manifests.py.
+ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
+ISTIO_VERSION_LABEL="1.30-dev+9739e10eb9d7"
 ISTIO_DEP_PINS=(
   istio.io/api@v1.30.8
   istio.io/client-go@v1.30.8
   github.com/envoyproxy/go-control-plane/envoy@v1.37.1-0.20260713214202-ca8ce173c36f
   github.com/envoyproxy/go-control-plane/contrib@v1.36.1-0.20260713214202-ca8ce173c36f
 )
+ARGOCD_VERSION="v3.6.1"                 # lab/config.py argocd_version
 
-cache="${LAB_CACHE_DIR:-$HOME/.cache/lab}"
+cache="$HOME/.cache/lab"
 dest="$cache/istioctl-$ISTIO_MODULE_VERSION"
 binary="$dest/istioctl"
-
-if [[ -x "$binary" ]]; then
-  echo "$binary"
-  exit 0
-fi
+crds="$cache/crds"
 
 command -v go >/dev/null || { echo "istioctl.sh: go is not installed (need Go >= 1.25)" >&2; exit 1; }
 
-echo "istioctl.sh: downloading istio.io/istio@$ISTIO_MODULE_VERSION" >&2
-module_dir="$(cd /tmp && go mod download -json "istio.io/istio@$ISTIO_MODULE_VERSION" \
-  | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
-[[ -d "$module_dir" ]] || { echo "istioctl.sh: module download gave no directory" >&2; exit 1; }
+# `go mod download -json` prints one JSON object; take a string field from it.
+field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p"; }
 
-work="$(mktemp -d)"
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-cp -R "$module_dir/." "$work/"
-chmod -R u+w "$work"
-for pin in "${ISTIO_DEP_PINS[@]}"; do
-  (cd "$work" && go mod edit -require="$pin")
-done
+istio_module_dir() {
+  (cd /tmp && go mod download -json "istio.io/istio@$ISTIO_MODULE_VERSION") | field Dir
+}
 
-echo "istioctl.sh: building istioctl (slow when cold)" >&2
-mkdir -p "$dest"
-pkg=istio.io/istio/pkg/version
-(
-  cd "$work"
-  CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" go build -trimpath -o "$binary.tmp" \
-    -ldflags "-s -w -X $pkg.buildVersion=$ISTIO_VERSION_LABEL -X $pkg.buildGitRevision=${ISTIO_MODULE_VERSION##*-} -X $pkg.buildStatus=Clean -X $pkg.buildTag=$ISTIO_VERSION_LABEL" \
-    ./istioctl/cmd/istioctl
-)
-mv "$binary.tmp" "$binary"
+# --- CRD schemas -------------------------------------------------------------------
+istio_crds="$crds/istio-$ISTIO_MODULE_VERSION/crd-all.gen.yaml"
+if [[ ! -s "$istio_crds" ]]; then
+  echo "istioctl.sh: caching Istio's CRDs from istio.io/istio@$ISTIO_MODULE_VERSION" >&2
+  module_dir="$(istio_module_dir)"
+  mkdir -p "$(dirname "$istio_crds")"
+  cp "$module_dir/manifests/charts/base/files/crd-all.gen.yaml" "$istio_crds.tmp"
+  chmod u+w "$istio_crds.tmp"
+  mv "$istio_crds.tmp" "$istio_crds"
+fi
+
+argocd_crds="$crds/argocd-$ARGOCD_VERSION"
+if [[ ! -s "$argocd_crds/application-crd.yaml" || ! -s "$argocd_crds/appproject-crd.yaml" ]]; then
+  echo "istioctl.sh: caching Argo CD's CRDs from github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" >&2
+  # Exits non-zero on the `go` directive (see above) but still reports the verified zip.
+  zip="$( (cd /tmp && go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" || true) | field Zip)"
+  [[ -s "$zip" ]] || { echo "istioctl.sh: no module zip for argo-cd $ARGOCD_VERSION" >&2; exit 1; }
+  mkdir -p "$argocd_crds"
+  python3 - "$zip" "$argocd_crds" "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION/manifests/crds/" <<'PY'
+import pathlib, sys, zipfile
+archive, dest, prefix = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+with zipfile.ZipFile(archive) as zf:
+    for name in ("application-crd.yaml", "appproject-crd.yaml"):
+        (dest / (name + ".tmp")).write_bytes(zf.read(prefix + name))
+        (dest / (name + ".tmp")).rename(dest / name)
+PY
+fi
+
+# --- istioctl ----------------------------------------------------------------------
+if [[ ! -x "$binary" ]]; then
+  echo "istioctl.sh: building istioctl from istio.io/istio@$ISTIO_MODULE_VERSION (slow when cold)" >&2
+  module_dir="$(istio_module_dir)"
+  [[ -d "$module_dir" ]] || { echo "istioctl.sh: module download gave no directory" >&2; exit 1; }
+  work="$(mktemp -d)"
+  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+  cp -R "$module_dir/." "$work/"
+  chmod -R u+w "$work"
+  for pin in "${ISTIO_DEP_PINS[@]}"; do
+    (cd "$work" && go mod edit -require="$pin")
+  done
+  mkdir -p "$dest"
+  pkg=istio.io/istio/pkg/version
+  (
+    cd "$work"
+    CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" go build -trimpath -o "$binary.tmp" \
+      -ldflags "-s -w -X $pkg.buildVersion=$ISTIO_VERSION_LABEL -X $pkg.buildGitRevision=${ISTIO_MODULE_VERSION##*-} -X $pkg.buildStatus=Clean -X $pkg.buildTag=$ISTIO_VERSION_LABEL" \
+      ./istioctl/cmd/istioctl
+  )
+  mv "$binary.tmp" "$binary"
+fi
+
 echo "$binary"

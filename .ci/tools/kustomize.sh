@@ -7,9 +7,9 @@
 # Usage: bash .ci/tools/kustomize.sh    (prints the binary's path on stdout, logs on stderr)
 set -euo pipefail
 
-KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.1}"
+KUSTOMIZE_VERSION="v5.8.1"            # lab/config.py kustomize_version
 
-cache="${LAB_CACHE_DIR:-$HOME/.cache/lab}"
+cache="$HOME/.cache/lab"
 dest="$cache/kustomize-$KUSTOMIZE_VERSION"
 binary="$dest/kustomize"
 
