@@ -52,9 +52,10 @@ suite lab .venv/bin/pytest tests -m "not container and not e2e"
 # once their test files exist.
 compgen -G "tests/container/test_*.py" >/dev/null && suite container .venv/bin/pytest tests -m container -rs
 compgen -G "tests/e2e/test_*.py" >/dev/null && suite e2e .venv/bin/pytest tests -m e2e -rs
-[[ -f apps/backend/Makefile ]] && audit backend-audit make --no-print-directory -C apps/backend audit
-[[ -f apps/monitor/Makefile ]] && audit monitor-audit make --no-print-directory -C apps/monitor audit
-[[ -f apps/frontend/Makefile ]] && audit frontend-audit make --no-print-directory -C apps/frontend audit
+# The audit scripts are called directly: make would turn their exit 3 into its own 2.
+[[ -f apps/backend/scripts/audit.sh ]] && audit backend-audit bash -c 'cd apps/backend && bash scripts/audit.sh'
+[[ -f apps/monitor/scripts/audit.py ]] && audit monitor-audit bash -c 'cd apps/monitor && .venv/bin/python scripts/audit.py requirements.txt'
+[[ -f apps/frontend/scripts/audit.mjs ]] && audit frontend-audit bash -c 'cd apps/frontend && node scripts/audit.mjs'
 
 echo
 echo "══ summary"

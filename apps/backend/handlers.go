@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -30,8 +31,12 @@ type userList struct {
 const errInvalidLogin = "invalid username or password"
 
 // dummyHash is compared against when the user does not exist, so that an
-// unknown name takes as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+// unknown name takes as long as a wrong password. It is made on first use,
+// not at start-up (the -healthcheck process never needs it).
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+	return h
+})
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -99,7 +104,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	hash := u.PasswordHash
 	if err != nil {
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(c.Password)) != nil || err != nil {
 		writeError(w, http.StatusUnauthorized, errInvalidLogin)

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -58,10 +59,11 @@ func main() {
 		os.Exit(0)
 	}
 
+	redis.SetLogger(redisLogger{newLogger(os.Stdout).With("variant", os.Getenv("VARIANT"))})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("backend stopped", "error", err.Error())
+		newLogger(os.Stderr).Error("backend stopped", "error", err.Error())
 		os.Exit(1)
 	}
 }
@@ -109,6 +111,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// newLogger writes one JSON object per line.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
 func envOr(getenv func(string) string, key, fallback string) string {
 	if v := getenv(key); v != "" {
 		return v
@@ -123,7 +130,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(logOut, nil)).With("variant", cfg.Variant)
+	logger := newLogger(logOut).With("variant", cfg.Variant)
 
 	store := NewStore(cfg.RedisAddr, cfg.RedisPassword)
 	defer store.Close()

@@ -126,7 +126,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if v == nil {
 				return
 			}
-			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value, compared as net/http does
+			if v == http.ErrAbortHandler { // net/http's signal to abort the connection
 				panic(v)
 			}
 			s.log.Error("panic", "method", r.Method, "path", r.URL.Path,
@@ -194,8 +194,6 @@ type requestError struct {
 	status int
 	msg    string
 }
-
-func (e *requestError) Error() string { return e.msg }
 
 // decodeJSON reads exactly one JSON object into dst, rejecting unknown
 // fields, wrong types, trailing data and bodies over maxBodyBytes.

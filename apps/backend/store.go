@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -55,7 +56,17 @@ func NewStore(addr, password string) *Store {
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		MaxRetries:   1,
+		// Fail fast while Redis is down: callers answer 503 and retry later.
+		DialerRetries: 2,
 	})}
+}
+
+// redisLogger sends go-redis's own messages (failed dials and the like) to
+// the JSON log instead of plain text on stderr.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // Close releases the connection pool.

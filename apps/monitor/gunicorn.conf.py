@@ -1,5 +1,7 @@
 """gunicorn settings; the port comes from PORT (default 8000)."""
 
+# pylint: disable=invalid-name  # gunicorn reads these lower-case module names
+
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -11,3 +13,9 @@ threads = 4
 timeout = 30
 accesslog = "-"
 errorlog = "-"
+# Worker heartbeats in memory: works with a read-only root filesystem.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+# gunicorn >= 25.1 opens a control socket under $HOME by default; the image's
+# numeric user has no writable home, and nothing here uses gunicornc.
+control_socket_disable = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,8 +20,9 @@ import requests
 MAX_BODY_BYTES = 64 * 1024
 ADMIN_VARIANT = "v1"
 _VERSION_FIELDS = ("version", "commit", "variant")
-# Grace on top of the timeout for thread hand-over before a probe counts as lost.
-_DEADLINE_GRACE = 0.5
+# Socket operations get a little less than the whole budget, so that a timed-out
+# probe is reported as such before the page's deadline (the budget) runs out.
+_SOCKET_SHARE = 0.8
 
 
 class BackendError(Exception):
@@ -59,6 +61,7 @@ class BackendClient:
     def __init__(self, urls: Mapping[str, str], timeout: float) -> None:
         self.urls = dict(urls)
         self.timeout = timeout
+        self.socket_timeout = timeout * _SOCKET_SHARE
 
     # -- low level -----------------------------------------------------------
 
@@ -69,8 +72,8 @@ class BackendClient:
         variant: str,
         token: str | None = None,
         body: Mapping[str, Any] | None = None,
-    ) -> tuple[int, Any]:
-        """Send one request; return (status, decoded JSON or None for an empty body)."""
+    ) -> tuple[int, bytes]:
+        """Send one request; return its status and (size-limited) body."""
         headers = {"x-version": variant, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -80,56 +83,91 @@ class BackendClient:
                 self.urls[variant] + path,
                 headers=headers,
                 json=body,
-                timeout=(self.timeout, self.timeout),
+                timeout=(self.socket_timeout, self.socket_timeout),
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                raw = _read_limited(response)
-                status = response.status_code
+                return response.status_code, self._read_limited(response, path)
         except requests.Timeout as exc:
             raise BackendError(f"timeout: no answer within {self.timeout:g}s from {path}") from exc
         except requests.ConnectionError as exc:
             raise BackendError(f"unreachable: {_connection_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise BackendError(f"request to {path} failed: {type(exc).__name__}") from exc
-        if not raw.strip():
-            return status, None
-        try:
-            return status, json.loads(raw)
-        except ValueError as exc:
-            raise BackendError(f"{path} answered HTTP {status} with invalid JSON", status) from exc
 
-    def _call(
+    def _read_limited(self, response: requests.Response, path: str) -> bytes:
+        """The body, refusing more than MAX_BODY_BYTES or reading past the budget.
+
+        read1 returns what one socket read brings, so a backend that trickles bytes
+        cannot hold this thread (and its socket) beyond the budget.
+        """
+        deadline = time.monotonic() + self.timeout
+        chunks = []
+        size = 0
+        while chunk := response.raw.read1(8192, decode_content=True):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BackendError(
+                    f"answer larger than {MAX_BODY_BYTES} bytes", response.status_code
+                )
+            if time.monotonic() > deadline:
+                raise BackendError(
+                    f"timeout: no complete answer within {self.timeout:g}s from {path}"
+                )
+        return b"".join(chunks)
+
+    def _checked(
         self,
         method: str,
         path: str,
+        *,
         variant: str = ADMIN_VARIANT,
         token: str | None = None,
         body: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Like _request, but any non-2xx status raises with the backend's reason."""
-        status, data = self._request(method, path, variant, token, body)
+    ) -> bytes:
+        """Send one request; a non-2xx status raises with the backend's reason."""
+        status, raw = self._request(method, path, variant, token, body)
         if not 200 <= status < 300:
+            try:
+                data = _decode(raw)
+            except ValueError:
+                data = None
             reason = data.get("error") if isinstance(data, dict) else None
             raise BackendError(str(reason) if reason else f"{path} answered HTTP {status}", status)
-        return data
+        return raw
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like _checked, returning the decoded JSON body (None when empty)."""
+        raw = self._checked(method, path, **kwargs)
+        try:
+            return _decode(raw)
+        except ValueError as exc:
+            raise BackendError(f"{path} answered invalid JSON") from exc
 
     # -- status --------------------------------------------------------------
 
     def _health(self, variant: str) -> None:
-        self._call("GET", "/api/health", variant)
+        # Only the status counts: the body of a health check is not part of the API.
+        self._checked("GET", "/api/health", variant=variant)
 
     def _version(self, variant: str) -> dict[str, str]:
-        data = self._call("GET", "/api/version", variant)
+        data = self._json("GET", "/api/version", variant=variant)
         if not isinstance(data, dict):
             raise BackendError("/api/version answered a document that is not an object")
-        for field in _VERSION_FIELDS:
-            if not isinstance(data.get(field), str):
+        info = {field: data.get(field) for field in _VERSION_FIELDS}
+        for field, value in info.items():
+            if not isinstance(value, str):
                 raise BackendError(f"/api/version answered without a {field!r} string")
-        return {field: data[field] for field in _VERSION_FIELDS}
+        return info
 
     def status(self) -> dict[str, VariantStatus]:
-        """Probe health and version of every variant in parallel, within the timeout."""
+        """Probe health and version of every variant in parallel, within the timeout.
+
+        BACKEND_TIMEOUT is the budget of the whole probe: a probe still running when
+        it is spent is reported as a timeout and left to end on its own (socket
+        timeouts and a read deadline bound it).
+        """
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * len(self.urls))
         try:
             futures = {
@@ -137,7 +175,7 @@ class BackendClient:
                 for variant in self.urls
             }
             everything = [future for pair in futures.values() for future in pair]
-            concurrent.futures.wait(everything, timeout=self.timeout + _DEADLINE_GRACE)
+            concurrent.futures.wait(everything, timeout=self.timeout)
             return {
                 variant: self._variant_status(variant, health, version)
                 for variant, (health, version) in futures.items()
@@ -179,7 +217,7 @@ class BackendClient:
 
     def login(self, username: str, password: str) -> str:
         """Exchange credentials for a token."""
-        data = self._call("POST", "/api/login", body={"username": username, "password": password})
+        data = self._json("POST", "/api/login", body={"username": username, "password": password})
         token = data.get("token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise BackendError("/api/login answered without a token")
@@ -187,26 +225,26 @@ class BackendClient:
 
     def profile(self, token: str) -> dict[str, Any]:
         """The logged-in user's profile."""
-        data = self._call("GET", "/api/profile", token=token)
+        data = self._json("GET", "/api/profile", token=token)
         if not isinstance(data, dict):
             raise BackendError("/api/profile answered a document that is not an object")
         return data
 
     def list_users(self, token: str) -> list[dict[str, Any]]:
         """All users (admin only)."""
-        data = self._call("GET", "/api/users", token=token)
+        data = self._json("GET", "/api/users", token=token)
         users = data.get("users") if isinstance(data, dict) else None
         if not isinstance(users, list):
             raise BackendError("/api/users answered without a user list")
-        return [user for user in users if isinstance(user, dict)]
+        return [dict(user) for user in list(users) if isinstance(user, dict)]
 
     def delete_user(self, token: str, username: str) -> None:
         """Delete a user (admin only)."""
-        self._call("DELETE", f"/api/users/{quote(username, safe='')}", token=token)
+        self._json("DELETE", f"/api/users/{quote(username, safe='')}", token=token)
 
     def set_password(self, token: str, username: str, password: str) -> None:
         """Reset a user's password (self or admin)."""
-        self._call(
+        self._json(
             "PUT",
             f"/api/users/{quote(username, safe='')}",
             token=token,
@@ -214,15 +252,9 @@ class BackendClient:
         )
 
 
-def _read_limited(response: requests.Response) -> bytes:
-    chunks = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=8192):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BackendError(f"answer larger than {MAX_BODY_BYTES} bytes", response.status_code)
-    return b"".join(chunks)
+def _decode(raw: bytes) -> Any:
+    """JSON from a body; an empty body is None."""
+    return json.loads(raw) if raw.strip() else None
 
 
 def _connection_reason(exc: requests.ConnectionError) -> str:

@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings:  # pylint: disable=too-many-instance-attributes  # one flat record
     """Everything the monitor is configured with (see README.md)."""
 
     secret_key: str

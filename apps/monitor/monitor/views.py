@@ -135,7 +135,8 @@ def delete_user(name: str) -> Response:
     """Delete a user through the backend."""
     token = session.get("token")
     if not token:
-        return _logged_out("Log in as an administrator first.")
+        flash("Log in as an administrator first.", "error")
+        return _to_dashboard()
     try:
         _backend().delete_user(token, name)
     except BackendError as exc:
@@ -152,7 +153,8 @@ def reset_password(name: str) -> Response:
     """Set a new password for a user through the backend."""
     token = session.get("token")
     if not token:
-        return _logged_out("Log in as an administrator first.")
+        flash("Log in as an administrator first.", "error")
+        return _to_dashboard()
     password = _field("password")
     if not password:
         flash("A new password is required.", "error")

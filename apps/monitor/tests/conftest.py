@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -104,7 +105,10 @@ def redis_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     argv += ["--dir", str(workdir)]
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        # The process outlives this block; _stop() ends it.
+        process = subprocess.Popen(  # pylint: disable=consider-using-with
+            argv, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         wait_for("redis-server", lambda: _redis_ping(port), process, log)
         yield f"127.0.0.1:{port}"
@@ -128,7 +132,7 @@ def backend_binary(tmp_path_factory: pytest.TempPathFactory) -> BackendBinary:
         if not os.access(given, os.X_OK):
             pytest.fail(f"BACKEND_BIN={given} is not an executable file", pytrace=False)
         return BackendBinary(given, None)
-    go = require_tool("go", "install Go (see apps/backend/README.md) or set BACKEND_BIN")
+    go = require_tool("go", "install Go (the version in apps/backend/go.mod) or set BACKEND_BIN")
     if not (BACKEND_SRC / "go.mod").is_file():
         pytest.fail(f"backend sources not found at {BACKEND_SRC}", pytrace=False)
     output = tmp_path_factory.mktemp("backend-bin") / "backend"
@@ -177,7 +181,8 @@ def backends(
             }
             log = workdir / f"backend-{variant}.log"
             with log.open("wb") as out:
-                process = subprocess.Popen(
+                # The process outlives this block; _stop() ends it.
+                process = subprocess.Popen(  # pylint: disable=consider-using-with
                     [backend_binary.path], env=env, stdout=out, stderr=subprocess.STDOUT
                 )
             processes.append(process)
@@ -256,6 +261,39 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
+@pytest.fixture
+def trickle_server() -> Iterator[str]:
+    """A URL that answers headers at once, then one body byte every 0.2 s, forever.
+
+    No single socket read ever times out: only an overall deadline stops it.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.wait(0.2):
+                conn.sendall(b" ")
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
 class _GarbageHandler(http.server.BaseHTTPRequestHandler):
     """Answers by path: /<mode>/api/... picks the kind of garbage."""
 
@@ -273,14 +311,23 @@ class _GarbageHandler(http.server.BaseHTTPRequestHandler):
             "list": (200, b"[1, 2, 3]"),
             "partial": (200, b'{"version": "1"}'),
             "empty": (200, b""),
+            "xss": (500, b'{"error": "<script>alert(1)</script>"}'),
+            # What Istio's Envoy answers when no pod backs the subset.
+            "noupstream": (503, b"no healthy upstream"),
+            "tokenonly": (200, b'{"token": "t"}' if rest == "api/login" else b"[1]"),
             "huge": (200, b'"' + b"x" * (200 * 1024) + b'"'),
-            "healthdown": (503 if rest == "api/health" else 200, b'{"version": "2", "commit": "c", "variant": "v2"}'),
+            "healthdown": (
+                503 if rest == "api/health" else 200,
+                b'{"version": "2", "commit": "c", "variant": "v2"}',
+            ),
         }.get(mode, (404, b'{"error": "no such mode"}'))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_PUT = do_DELETE = do_GET  # pylint: disable=invalid-name
 
 
 @pytest.fixture(scope="session")
@@ -294,3 +341,11 @@ def garbage_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def csrf_from(client: FlaskClient) -> str:
+    """Load the dashboard like a browser and return the form's CSRF token."""
+    page = client.get("/status/").get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "dashboard has no CSRF token field"
+    return match.group(1)

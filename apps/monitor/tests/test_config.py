@@ -53,7 +53,9 @@ def test_per_variant_urls_override_backend_url() -> None:
         ("BACKEND_URL_V1", "ftp://x", "must start with http"),
     ],
 )
-def test_bad_values_are_refused_with_the_variable_named(name: str, value: str, message: str) -> None:
+def test_bad_values_are_refused_with_the_variable_named(
+    name: str, value: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings({"SECRET_KEY": KEY, name: value})
 
