@@ -136,14 +136,25 @@ PIPELINE_HELP = {
 }
 
 
-def _pipeline(c, name, start, stop, sha, runner, strict, lenient, offline, allow_dirty, verbose, debug):
+def _pipeline(
+    c, name, start, stop, sha, runner, strict, lenient, offline, allow_dirty, verbose, debug
+):
     options = pipeline_options(
-        sha=sha, start=start, stop=stop, runner=runner, strict=strict, lenient=lenient,
-        offline=offline, allow_dirty=allow_dirty,
+        sha=sha,
+        start=start,
+        stop=stop,
+        runner=runner,
+        strict=strict,
+        lenient=lenient,
+        offline=offline,
+        allow_dirty=allow_dirty,
     )
     cli.run_task(
-        name, functools.partial(operations.pipeline, options=options),
-        overrides=_lab_settings(c), verbose=verbose, debug=debug,
+        name,
+        functools.partial(operations.pipeline, options=options),
+        overrides=_lab_settings(c),
+        verbose=verbose,
+        debug=debug,
     )
 
 
@@ -156,20 +167,66 @@ def pipeline_options(**kwargs):
 @task(
     name="run",
     incrementable=["verbose"],
-    help={**PIPELINE_HELP, "from_": "resume from this stage (quality, build, scan, deploy-dev, smoke, promote)"},
+    help={
+        **PIPELINE_HELP,
+        "from_": "resume from this stage (quality, build, scan, deploy-dev, smoke, promote)",
+    },
 )
-def run_(c, sha=None, from_=None, runner="docker", strict=False, lenient=False, offline=False,
-         allow_dirty=False, verbose=0, debug=False):
+def run_(
+    c,
+    sha=None,
+    from_=None,
+    runner="docker",
+    strict=False,
+    lenient=False,
+    offline=False,
+    allow_dirty=False,
+    verbose=0,
+    debug=False,
+):
     """Run the whole flow: quality, build, scan, deploy dev, smoke, promote (a pull request)."""
-    _pipeline(c, "pipeline.run", from_, None, sha, runner, strict, lenient, offline,
-              allow_dirty, verbose, debug)
+    _pipeline(
+        c,
+        "pipeline.run",
+        from_,
+        None,
+        sha,
+        runner,
+        strict,
+        lenient,
+        offline,
+        allow_dirty,
+        verbose,
+        debug,
+    )
 
 
 def _stage_task(stage, doc):
-    def body(c, sha=None, runner="docker", strict=False, lenient=False, offline=False,
-             allow_dirty=False, verbose=0, debug=False):
-        _pipeline(c, f"pipeline.{stage}", stage, stage, sha, runner, strict, lenient, offline,
-                  allow_dirty, verbose, debug)
+    def body(
+        c,
+        sha=None,
+        runner="docker",
+        strict=False,
+        lenient=False,
+        offline=False,
+        allow_dirty=False,
+        verbose=0,
+        debug=False,
+    ):
+        _pipeline(
+            c,
+            f"pipeline.{stage}",
+            stage,
+            stage,
+            sha,
+            runner,
+            strict,
+            lenient,
+            offline,
+            allow_dirty,
+            verbose,
+            debug,
+        )
 
     body.__doc__ = doc
     return task(body, name=stage, incrementable=["verbose"], help=PIPELINE_HELP)
@@ -179,15 +236,18 @@ def _stage_task(stage, doc):
 def approve(c, sha=None, verbose=0, debug=False):
     """Merge the promotion pull request, wait for prod to sync, smoke-test prod."""
     cli.run_task(
-        "pipeline.approve", functools.partial(operations.approve, sha=sha),
-        overrides=_lab_settings(c), verbose=verbose, debug=debug,
+        "pipeline.approve",
+        functools.partial(operations.approve, sha=sha),
+        overrides=_lab_settings(c),
+        verbose=verbose,
+        debug=debug,
     )
 
 
 pipeline = Collection(
     "pipeline",
     run_,
-    _stage_task("quality", "Run only the quality stage: vet, tests, linters, audits of every service."),
+    _stage_task("quality", "Run only the quality stage: vet, tests, linters, audits."),
     _stage_task("build", "Run only the build stage: build and push every image for --sha."),
     _stage_task("scan", "Run only the scan stage: Trivy on every image of --sha."),
     _stage_task("deploy-dev", "Run only the deploy-dev stage: A/B tag bump, wait for Argo CD."),
