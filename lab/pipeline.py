@@ -19,7 +19,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lab import argocd, diagnostics, engine, gitops, gitserver, images, proc, report, scan, wait
+from lab import (
+    argocd,
+    diagnostics,
+    engine,
+    gitops,
+    gitserver,
+    images,
+    proc,
+    quality,
+    report,
+    scan,
+    wait,
+)
 from lab.cli import Context
 from lab.errors import LabError
 from lab.report import CheckResult, StageResult, Status
@@ -79,8 +91,6 @@ Stage = tuple[str, Callable[[Run], StageResult]]
 
 
 def quality_stage(run: Run) -> StageResult:
-    from lab import quality  # the checks of every service, in two runners
-
     return quality.run_quality(
         run.ctx.ui, run.ctx.config, runner=run.options.runner, strict=run.strict
     )

@@ -125,6 +125,7 @@ def scan_images(
 ) -> list[tuple[CheckResult, list[Finding]]]:
     """Scan each image with Trivy in a container; one verdict and the findings per image."""
     client = engine.client()
+    _ensure_cache_volume(client, config)
     scanner = scanner_image(client, config)
     if isinstance(scanner, CheckResult):
         return [(CheckResult(image, scanner.status, detail=scanner.detail), []) for image in images]
@@ -135,9 +136,27 @@ def scan_images(
             results.append((CheckResult(image, Status.SKIPPED, detail="dry run"), []))
             continue
         results.append(
-            _scan_one(client, scanner, image, offline=offline, timeout=config.command_timeout * 5)
+            _scan_one(
+                client,
+                scanner,
+                image,
+                offline=offline,
+                timeout=config.command_timeout * 5,
+                label=config.cluster_name,
+            )
         )
     return results
+
+
+def _ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
+    """Trivy's database cache, labelled so `lab.down` removes it with the rest."""
+    try:
+        client.volumes.get(CACHE_VOLUME)
+    except docker.errors.NotFound:
+        if proc.dry_run_enabled():
+            proc.plan(f"docker volume create {CACHE_VOLUME}")
+            return
+        client.volumes.create(CACHE_VOLUME, labels={engine.LAB_LABEL: config.cluster_name})
 
 
 def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckResult:
@@ -159,7 +178,13 @@ def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckRes
 
 
 def _scan_one(
-    client: docker.DockerClient, scanner: str, image: str, *, offline: bool, timeout: float
+    client: docker.DockerClient,
+    scanner: str,
+    image: str,
+    *,
+    offline: bool,
+    timeout: float,
+    label: str,
 ) -> tuple[CheckResult, list[Finding]]:
     container = client.containers.run(
         scanner,
@@ -167,7 +192,7 @@ def _scan_one(
         detach=True,
         network_mode="host",  # reaches the lab registry on localhost
         volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "rw"}},
-        labels={engine.LAB_LABEL: "scan"},
+        labels={engine.LAB_LABEL: label},
     )
     try:
         exit_status = container.wait(timeout=timeout)
