@@ -261,8 +261,11 @@ def seed_gitops(lab: Lab) -> str:
     server, remote = _git_server(lab)
     with server:
         server.ensure_org(config.gitops_org)
-        server.ensure_repo(config.gitops_org, config.gitops_repo)
+        # Private: Argo CD reads it with the credentials of its repository Secret.
+        server.ensure_repo(config.gitops_org, config.gitops_repo, private=True)
         result = gitops.seed(remote, GITOPS_DIR)
+        # Gitea marks a repository non-empty asynchronously after its first push.
+        server.wait_for_branch(config.gitops_org, config.gitops_repo, "main", result.revision)
         server.ensure_push_webhook(config.gitops_org, config.gitops_repo)
     lab.cluster().apply(
         argocd.repository_secret(config, lab.state["gitea_admin"], lab.state["gitea_token"])

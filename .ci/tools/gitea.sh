@@ -7,7 +7,7 @@
 # options/, templates/ and public/ are kept next to the binary for STATIC_ROOT_PATH.
 #
 # Usage: .ci/tools/gitea.sh [VERSION]   (default: gitea_version from lab/config.py)
-# Cache: ${XDG_CACHE_HOME:-~/.cache}/lab/gitea-<version>/gitea  (reused when present)
+# Cache: ${LAB_CACHE_DIR:-~/.cache/lab}/gitea-<version>/gitea  (reused when present)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,7 +21,7 @@ if [[ -z "$version" ]]; then
   exit 2
 fi
 
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/lab/gitea-$version"
+cache="${LAB_CACHE_DIR:-$HOME/.cache/lab}/gitea-$version"
 binary="$cache/gitea"
 if [[ -x "$binary" && -d "$cache/options" ]]; then
   echo "$binary"
