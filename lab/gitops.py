@@ -558,6 +558,14 @@ def _fetch_main(checkout: _Checkout) -> str:
     return main
 
 
+@contextmanager
+def repository_tree(remote: Remote, *, timeout: float = GIT_TIMEOUT) -> Iterator[Path]:
+    """A private clone of the repository's main branch, removed afterwards (for rendering)."""
+    with _checkout(remote, timeout) as checkout:
+        _fetch_main(checkout)
+        yield checkout.path
+
+
 def deployed_tags(
     remote: Remote, environment: str, *, timeout: float = GIT_TIMEOUT
 ) -> dict[str, str]:

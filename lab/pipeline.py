@@ -26,6 +26,7 @@ from lab import (
     gitops,
     gitserver,
     images,
+    manifests,
     proc,
     quality,
     report,
@@ -175,7 +176,7 @@ def deploy_stage(run: Run) -> StageResult:
 
 def smoke_stage(run: Run, environment: str = "dev") -> StageResult:
     started = time.time()
-    checks, passed, logs = run_smoke(run.ctx, f"demo-{environment}", run.commit.sha)
+    checks, passed, logs = run_smoke(run.ctx, environment, run.commit.sha)
     return StageResult(
         "smoke" if environment == "dev" else f"smoke-{environment}",
         Status.PASSED if passed else Status.FAILED,
@@ -483,15 +484,16 @@ def _wait_synced(run: Run, app: str, revision: str) -> str:
     ).seen
 
 
-def run_smoke(ctx: Context, namespace: str, sha: str) -> tuple[list[CheckResult], bool, str]:
-    """Wait for the smoke Job Argo CD runs after each sync; its verdict and its log.
+def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResult], bool, str]:
+    """Run the environment's smoke Job and return its checks, verdict and log.
 
-    The Job is a PostSync hook in the GitOps repository, so every sync of a new commit
-    runs it; we wait until every Deployment is rolled out, then for the Job's verdict.
+    Argo CD skips the Job (`argocd.argoproj.io/hook: Skip`, see gitops/README.md): once
+    every Deployment is rolled out, lab renders the environment from the GitOps
+    repository, replaces the previous Job with this one and waits for its verdict.
     """
+    namespace = f"demo-{environment}"
     cluster = _cluster(ctx)
-    deployments = cluster.list_objects("apps/v1", "Deployment", namespace)
-    for deployment in deployments:
+    for deployment in cluster.list_objects("apps/v1", "Deployment", namespace):
         name = deployment["metadata"]["name"]
         wait.until(
             f"deployment {namespace}/{name} to roll out",
@@ -499,12 +501,26 @@ def run_smoke(ctx: Context, namespace: str, sha: str) -> tuple[list[CheckResult]
             timeout=ctx.config.smoke_timeout,
             report=ctx.ui.progress,
         )
+    server, remote = git_server(ctx)
+    with server, gitops.repository_tree(remote) as tree:
+        job = manifests.smoke_job(manifests.render(tree / "environments" / environment))
+    job.setdefault("metadata", {})["namespace"] = namespace
+    job["metadata"].setdefault("labels", {})["lab.dev/commit"] = sha[:63]
+    if cluster.delete("batch/v1", "Job", SMOKE_JOB, namespace):
+        wait.until(
+            f"the previous smoke Job in {namespace} to be deleted",
+            lambda: wait.Observation(
+                cluster.get("batch/v1", "Job", SMOKE_JOB, namespace) is None, "still there"
+            ),
+            timeout=60,
+        )
+    cluster.apply(job)
 
     def look() -> wait.Observation:
-        job = cluster.get("batch/v1", "Job", SMOKE_JOB, namespace)
-        if job is None:
+        found = cluster.get("batch/v1", "Job", SMOKE_JOB, namespace)
+        if found is None:
             return wait.Observation(False, "smoke Job not created yet")
-        verdict = job_verdict(job)
+        verdict = job_verdict(found)
         return wait.Observation(verdict is not None, verdict or "running")
 
     verdict = wait.until(
