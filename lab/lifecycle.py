@@ -11,10 +11,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from lab import (
@@ -25,6 +27,7 @@ from lab import (
     engine,
     gitops,
     gitserver,
+    images,
     k8s,
     mesh,
     proc,
@@ -305,6 +308,61 @@ def ensure_app_secrets(lab: Lab) -> str:
     return f"{APP_SECRET} in {', '.join(APP_NAMESPACES)}"
 
 
+SEED_TAG = "main"  # the tag gitops/ deploys before the first pipeline run
+
+
+def ensure_images(lab: Lab) -> str:
+    """Build and push the current tree as `:main` unless the registry already has it.
+
+    gitops/ seeds every environment with the `main` tag, so the lab is populated from
+    the first sync; `pipeline.run` then deploys commit tags.
+    """
+    config = lab.config
+    registry = lab.options.registry or config.registry_host
+    missing = [s for s in images.SERVICES if not _registry_has(lab, s, SEED_TAG)]
+    if not missing:
+        return f"{len(images.SERVICES)} images already in {registry}"
+    if proc.dry_run_enabled():
+        proc.plan(f"build and push {', '.join(missing)} as {registry}/lab/<service>:{SEED_TAG}")
+        return "planned"
+    from lab import pipeline  # the pipeline owns how a commit is identified
+
+    commit = pipeline.resolve_commit(pipeline.Options(allow_dirty=True))
+    plans = images.plan_builds(
+        sha=commit.sha,
+        branch=SEED_TAG,
+        version=commit.version,
+        created=datetime.now(UTC),
+        services=missing,
+        registry=registry,
+    )
+    client = engine.client()
+    built = images.build_images(
+        client, plans, on_log=lambda service, line: lab.ctx.ui.output(f"[{service}] {line}")
+    )
+    images.push_images(client, built)
+    return f"built and pushed {', '.join(missing)}"
+
+
+def _registry_has(lab: Lab, service: str, tag: str) -> bool:
+    if lab.byo and lab.options.registry is None:
+        return False
+    host = lab.options.registry or f"{lab.config.bind_address}:{lab.config.registry_port}"
+    url = f"http://{host}/v2/{images.REPOSITORY_PREFIX}/{service}/manifests/{tag}"
+    accept = ", ".join(
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+    )
+    try:
+        return httpx.head(url, headers={"Accept": accept}, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def ensure_applications(lab: Lab) -> str:
     objects = argocd.project_and_applications(lab.config, GITOPS_DIR)
     apply = lab.cluster().apply if not proc.dry_run_enabled() else _plan_apply
@@ -345,6 +403,7 @@ UP: tuple[Step, ...] = (
     ("Running the Git server", ensure_gitea),  # Gitea in the cluster, admin from a Secret
     ("Seeding the GitOps repository", seed_gitops),  # gitops/ pushed, webhook, repo Secret
     ("Creating the app secrets", ensure_app_secrets),  # JWT secret, admin password: never in git
+    ("Building the app images", ensure_images),  # current tree as :main, pushed to the registry
     ("Creating the Argo CD applications", ensure_applications),  # AppProject, dev and prod
     ("Waiting for the applications to sync", wait_for_sync),  # Synced and Healthy
     ("Showing where everything is", show_urls),  # URLs; credentials only via lab.creds
