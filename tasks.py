@@ -107,13 +107,13 @@ def creds(c, verbose=0, debug=False):
     iterable=["only"],
     help={
         **VERBOSE,
-        "only": "fetch only these tools (kind, istioctl, kubectl; repeat or comma-separate)",
+        "only": "fetch only these (kind, istioctl, kubectl, kustomize; repeat or comma-separate)",
         "force": "download again even when the pinned version is installed",
         "mirror": "base URL of a mirror holding <tool>/<upstream path> (or LAB_TOOLS_MIRROR)",
     },
 )
 def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
-    """Download the pinned kind, istioctl and kubectl into .lab/bin/, checksums verified."""
+    """Download the pinned kind, istioctl, kubectl and kustomize into .lab/bin/, verified."""
     cli.run_task(
         "lab.tools",
         functools.partial(lab_tools.install_tools, only=only or (), force=force, mirror=mirror),

@@ -68,7 +68,8 @@ _WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job"})
 def kustomize_binary(
     environ: Mapping[str, str] | None = None, *, version: str | None = None
 ) -> str:
-    """The kustomize to use: $LAB_KUSTOMIZE, the pinned build in ~/.cache/lab, or PATH."""
+    """The kustomize to use: $LAB_KUSTOMIZE, the pinned build in ~/.cache/lab, the one
+    `invoke lab.tools` put in .lab/bin/, or PATH."""
     version = version or Config().kustomize_version
     return find_tool(
         "kustomize",
@@ -80,7 +81,8 @@ def kustomize_binary(
 
 
 def istioctl_binary(environ: Mapping[str, str] | None = None) -> str:
-    """The istioctl to use: $LAB_ISTIOCTL, the pinned build in ~/.cache/lab, or PATH."""
+    """The istioctl to use: $LAB_ISTIOCTL, the pinned build in ~/.cache/lab, the one
+    `invoke lab.tools` put in .lab/bin/, or PATH."""
     return find_tool(
         "istioctl",
         "LAB_ISTIOCTL",
@@ -95,7 +97,8 @@ def find_tool(
 ) -> str:
     """`name` from $`variable`, else the `cached` build, else .lab/bin or PATH.
 
-    A missing tool is a ToolNotFound whose hint names the `script` that builds it.
+    `lab.proc.which` does the last two, so `invoke lab.tools` downloads win over PATH.
+    A missing tool is a ToolNotFound whose hint names both ways to get it.
     """
     explicit = environ.get(variable, "").strip()
     if explicit:
@@ -112,7 +115,8 @@ def find_tool(
         return found
     raise ToolNotFound(
         f"{name} is not installed (not in ${variable}, {cached}, .lab/bin/ nor on PATH)",
-        hint=f"run `bash {script}` to build the pinned {name} into {cached.parent}",
+        hint=f"run `invoke lab.tools --only {name}` to fetch the pinned release into "
+        f".lab/bin/, or `bash {script}` to build it into {cached.parent}",
     )
 
 

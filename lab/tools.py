@@ -1,12 +1,12 @@
-"""The pinned external tools — kind, istioctl, kubectl — fetched into `.lab/bin/`.
+"""The pinned external tools — kind, istioctl, kubectl, kustomize — fetched into `.lab/bin/`.
 
 `invoke lab.tools` plans one download per tool from the pinned versions in `lab.config`
 and this machine's OS and architecture (`plan_downloads`, pure), then, for each tool not
 already installed at its pinned version: fetches the checksum its project publishes,
 streams the artifact to a temporary file in `.lab/bin/`, verifies its SHA-256, extracts
-the binary from an archive (istioctl), makes it executable and renames it into place.
-Nothing is installed unless every check passed, and no partial file is left behind.
-`lab.proc.which` prefers `.lab/bin/` over PATH, so every later command uses these.
+the binary from an archive (istioctl, kustomize), makes it executable and renames it into
+place. Nothing is installed unless every check passed, and no partial file is left
+behind. `lab.proc.which` prefers `.lab/bin/` over PATH, so every later command uses these.
 
 What is installed is recorded in `.lab/bin/.versions.json` (version, the binary's
 SHA-256, where it came from); a re-run skips a tool whose record matches the pinned
@@ -19,6 +19,12 @@ each project's download root, e.g. for linux/amd64::
     <mirror>/kind/v0.32.0/kind-linux-amd64                       (+ .sha256sum)
     <mirror>/kubectl/v1.36.1/bin/linux/amd64/kubectl              (+ .sha256)
     <mirror>/istioctl/1.30.0/istioctl-1.30.0-linux-amd64.tar.gz   (+ .sha256)
+    <mirror>/kustomize/kustomize/v5.8.1/kustomize_v5.8.1_linux_amd64.tar.gz
+                                                  (+ checksums.txt in the same directory)
+
+kustomize's release tag is `kustomize/v5.8.1`; its URLs spell the slash `%2F`, which a
+static file server (nginx, `python -m http.server`) decodes, hence the nested directory.
+Apache answers 404 to `%2F` unless `AllowEncodedSlashes On` is set.
 
 HTTP goes through httpx, which honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
 """
@@ -52,7 +58,7 @@ from lab.ui import UI
 
 log = logging.getLogger("lab.tools")
 
-TOOLS = ("kind", "istioctl", "kubectl")
+TOOLS = ("kind", "istioctl", "kubectl", "kustomize")
 
 # Read by `install_tools` when no mirror is passed. Shares the LAB_ prefix of settings,
 # so lab/config.py must list it in _IGNORED_ENV for `config.load` to accept it.
@@ -65,6 +71,8 @@ UPSTREAM = {
     "kind": "https://kind.sigs.k8s.io/dl",  # redirects to the GitHub release assets
     "istioctl": "https://github.com/istio/istio/releases/download",
     "kubectl": "https://dl.k8s.io/release",  # redirects to the CDN
+    # kustomize's release tags are "kustomize/vX.Y.Z", URL-encoded in the path.
+    "kustomize": "https://github.com/kubernetes-sigs/kustomize/releases/download",
 }
 
 # A stalled transfer fails after READ_TIMEOUT seconds without a byte; a slow one that
@@ -100,8 +108,9 @@ def detect_platform(system: str | None = None, machine: str | None = None) -> Pl
     if os_name is None or arch is None:
         raise LabError(
             f"lab.tools has no downloads for {system}/{machine}",
-            hint="it supports Linux and macOS on x86_64 and arm64; install kind, istioctl "
-            "and kubectl at the versions `invoke lab.config` shows, and put them on PATH",
+            hint="it supports Linux and macOS on x86_64 and arm64; install kind, istioctl, "
+            "kubectl and kustomize at the versions `invoke lab.config` shows, "
+            "and put them on PATH",
         )
     return Platform(os_name, arch)
 
@@ -138,6 +147,8 @@ def plan_downloads(
     kubectl_url = where("kubectl", f"{config.kubectl_version}/bin/{os_name}/{arch}/kubectl")
     istioctl = _istioctl_archive(config.istio_version, platform)
     istioctl_url = where("istioctl", f"{config.istio_version}/{istioctl}")
+    kustomize = f"kustomize_{config.kustomize_version}_{os_name}_{arch}.tar.gz"
+    kustomize_url = where("kustomize", f"kustomize%2F{config.kustomize_version}/{kustomize}")
     return (
         # kind publishes `<hex>  kind-<os>-<arch>` next to each binary.
         Download("kind", config.kind_version, kind_url, f"{kind_url}.sha256sum", kind),
@@ -153,6 +164,16 @@ def plan_downloads(
         # Kubernetes publishes the bare hex digest next to each binary.
         Download(
             "kubectl", config.kubectl_version, kubectl_url, f"{kubectl_url}.sha256", "kubectl"
+        ),
+        # kustomize publishes one checksums.txt (`<hex>  <archive>` lines) per release; the
+        # pipeline renders the GitOps repository with it (the smoke Job).
+        Download(
+            "kustomize",
+            config.kustomize_version,
+            kustomize_url,
+            where("kustomize", f"kustomize%2F{config.kustomize_version}/checksums.txt"),
+            kustomize,
+            member="kustomize",
         ),
     )
 
@@ -238,7 +259,7 @@ def install_tools(
     force: bool = False,
     mirror: str | None = None,
 ) -> None:
-    """Install the pinned kind, istioctl and kubectl into `<state_dir>/bin/`.
+    """Install the pinned kind, istioctl, kubectl and kustomize into `<state_dir>/bin/`.
 
     `only` names a subset (names may also be comma-separated); `force` re-downloads
     tools already installed; `mirror` (default: `$LAB_TOOLS_MIRROR`) replaces the

@@ -16,6 +16,7 @@ import stat
 import sys
 import tarfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -85,7 +86,7 @@ def _script(name: str, version: str) -> bytes:
     return f"#!{sys.executable}\nprint({f'{name} {version} (fake)'!r})\n".encode()
 
 
-def _istioctl_tar_gz(*members: tuple[str, bytes]) -> bytes:
+def _tar_gz(*members: tuple[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in members:
@@ -96,19 +97,52 @@ def _istioctl_tar_gz(*members: tuple[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def _served(mirror: Mirror, url: str) -> Path:
+    """The file the server sends for `url`; like nginx, it decodes kustomize's `%2F`."""
+    return mirror.root / urllib.parse.unquote(url.removeprefix(mirror.url + "/"))
+
+
+# What a kustomize release holds (releasing/create-release.sh), in checksums.txt's order.
+KUSTOMIZE_ARTIFACTS = (
+    "darwin_amd64.tar.gz",
+    "darwin_arm64.tar.gz",
+    "linux_amd64.tar.gz",
+    "linux_arm64.tar.gz",
+    "linux_ppc64le.tar.gz",
+    "linux_s390x.tar.gz",
+    "windows_amd64.zip",
+    "windows_arm64.zip",
+)
+
+
+def _kustomize_checksums(plan: Download, digest: str) -> str:
+    """checksums.txt as kustomize publishes it: `sha256sum` of every artifact of the release;
+    `digest` on the line for `plan`'s archive."""
+    names = [f"kustomize_{plan.version}_{artifact}" for artifact in KUSTOMIZE_ARTIFACTS]
+    assert plan.file_name in names
+    return "".join(
+        f"{digest if name == plan.file_name else hashlib.sha256(name.encode()).hexdigest()}"
+        f"  {name}\n"
+        for name in names
+    )
+
+
 def _publish(mirror: Mirror, plan: Download, data: bytes, *, digest: str | None = None) -> None:
     """Put the artifact and its checksum file where the plan expects them, in the format
     its project uses."""
-    path = mirror.root / plan.url.removeprefix(mirror.url + "/")
+    path = _served(mirror, plan.url)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     digest = digest or hashlib.sha256(data).hexdigest()
-    checksum = {
-        "kind": f"{digest}  {plan.file_name}\n",
-        "istioctl": f"{digest} {plan.file_name}\n",
-        "kubectl": digest,
-    }[plan.tool]
-    Path(f"{path}{plan.checksum_url.removeprefix(plan.url)}").write_text(checksum)
+    if plan.tool == "kustomize":  # one file for the whole release
+        checksum = _kustomize_checksums(plan, digest)
+    else:
+        checksum = {
+            "kind": f"{digest}  {plan.file_name}\n",
+            "istioctl": f"{digest} {plan.file_name}\n",
+            "kubectl": digest,
+        }[plan.tool]
+    _served(mirror, plan.checksum_url).write_text(checksum)
 
 
 def _publish_all(mirror: Mirror) -> dict[str, bytes]:
@@ -116,8 +150,9 @@ def _publish_all(mirror: Mirror) -> dict[str, bytes]:
     plans = _plans(mirror)
     binaries = {tool: _script(tool, plans[tool].version) for tool in tools.TOOLS}
     _publish(mirror, plans["kind"], binaries["kind"])
-    _publish(mirror, plans["istioctl"], _istioctl_tar_gz(("istioctl", binaries["istioctl"])))
+    _publish(mirror, plans["istioctl"], _tar_gz(("istioctl", binaries["istioctl"])))
     _publish(mirror, plans["kubectl"], binaries["kubectl"])
+    _publish(mirror, plans["kustomize"], _tar_gz(("kustomize", binaries["kustomize"])))
     return binaries
 
 
@@ -145,12 +180,26 @@ def test_install_puts_verified_executables_in_lab_bin_and_records_them(mirror: M
         "sha256": hashlib.sha256(binaries["istioctl"]).hexdigest(),
         "source": plans["istioctl"].url,
         "source_sha256": hashlib.sha256(
-            (mirror.root / plans["istioctl"].url.removeprefix(mirror.url + "/")).read_bytes()
+            _served(mirror, plans["istioctl"].url).read_bytes()
+        ).hexdigest(),
+    }
+    assert records["kustomize"] == {
+        "version": "v5.8.1",
+        "sha256": hashlib.sha256(binaries["kustomize"]).hexdigest(),
+        "source": plans["kustomize"].url,
+        "source_sha256": hashlib.sha256(
+            _served(mirror, plans["kustomize"].url).read_bytes()
         ).hexdigest(),
     }
     assert records["kubectl"]["version"] == "v1.36.1"
+    assert proc.run(["kustomize", "version"], timeout=30).stdout == "kustomize v5.8.1 (fake)\n"
     text = out.getvalue()
-    for title in ("Installing kind v0.32.0", "Installing istioctl 1.30.0", "Installing kubectl"):
+    for title in (
+        "Installing kind v0.32.0",
+        "Installing istioctl 1.30.0",
+        "Installing kubectl v1.36.1",
+        "Installing kustomize v5.8.1",
+    ):
         assert f"✓ {title}" in text
     assert "downloaded, sha256 verified" in text
 
@@ -163,7 +212,7 @@ def test_rerun_skips_installed_tools_and_force_downloads_again(mirror: Mirror) -
     ctx, out = _context()
     tools.install_tools(ctx, mirror=mirror.url)
     assert mirror.requests == []
-    assert out.getvalue().count("— already installed") == 3
+    assert out.getvalue().count("— already installed") == len(tools.TOOLS)
 
     tools.install_tools(_context()[0], mirror=mirror.url, force=True, only=["kubectl"])
     assert [path.rsplit("/", 1)[-1] for path in mirror.requests] == ["kubectl.sha256", "kubectl"]
@@ -229,6 +278,47 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_installed(mirror: Mirror) ->
     _assert_nothing_installed("kind")
 
 
+def test_a_wrong_kustomize_checksum_is_refused_and_nothing_is_installed(mirror: Mirror) -> None:
+    plan = _plans(mirror)["kustomize"]
+    archive = _tar_gz(("kustomize", _script("kustomize", "v5.8.1")))
+    wrong = "0" * 64
+    _publish(mirror, plan, archive, digest=wrong)  # the other artifacts' lines are right
+    ctx, out = _context()
+    with pytest.raises(LabError) as caught:
+        tools.install_tools(ctx, mirror=mirror.url, only=["kustomize"])
+    message = str(caught.value)
+    assert "refusing kustomize" in message and plan.url in message
+    assert f"expected {wrong}, got {hashlib.sha256(archive).hexdigest()}" in message
+    assert "nothing was installed" in message
+    assert "✗ Installing kustomize v5.8.1" in out.getvalue()
+    _assert_nothing_installed("kustomize")
+
+
+def test_kustomize_urls_keep_the_encoded_slash_of_its_release_tag(mirror: Mirror) -> None:
+    _publish_all(mirror)
+    tools.install_tools(_context()[0], mirror=mirror.url, only=["kustomize"])
+    file_name = _plans(mirror)["kustomize"].file_name
+    assert mirror.requests == [
+        "/kustomize/kustomize%2Fv5.8.1/checksums.txt",
+        f"/kustomize/kustomize%2Fv5.8.1/{file_name}",
+    ]
+
+
+def test_a_kustomize_checksums_file_without_this_platform_is_refused(mirror: Mirror) -> None:
+    plan = _plans(mirror)["kustomize"]
+    _publish(mirror, plan, _tar_gz(("kustomize", b"binary")))
+    checksums = _served(mirror, plan.checksum_url)
+    kept = [line for line in checksums.read_text().splitlines() if plan.file_name not in line]
+    checksums.write_text("\n".join(kept) + "\n")
+    with pytest.raises(LabError) as caught:
+        tools.install_tools(_context()[0], mirror=mirror.url, only=["kustomize"])
+    assert str(caught.value) == (
+        f"cannot read the published checksum of kustomize at {plan.checksum_url}: "
+        f"no digest for {plan.file_name} in it"
+    )
+    _assert_nothing_installed("kustomize")
+
+
 def test_a_wrong_checksum_keeps_the_tool_installed_before(mirror: Mirror) -> None:
     binaries = _publish_all(mirror)
     tools.install_tools(_context()[0], mirror=mirror.url, only=["kubectl"])
@@ -242,7 +332,7 @@ def test_a_wrong_checksum_keeps_the_tool_installed_before(mirror: Mirror) -> Non
 
 def test_an_archive_with_a_path_traversal_member_is_refused(mirror: Mirror) -> None:
     plan = _plans(mirror)["istioctl"]
-    archive = _istioctl_tar_gz(("istioctl", b"binary"), ("../../../escaped", b"owned"))
+    archive = _tar_gz(("istioctl", b"binary"), ("../../../escaped", b"owned"))
     _publish(mirror, plan, archive)  # its checksum matches: the archive itself is the attack
     with pytest.raises(LabError, match=r"refusing the istioctl archive .*'\.\./\.\./\.\./escaped'"):
         tools.install_tools(_context()[0], mirror=mirror.url, only=["istioctl"])
@@ -263,7 +353,7 @@ def test_a_missing_file_names_the_url_and_suggests_what_to_check(mirror: Mirror)
 def test_a_missing_artifact_after_its_checksum_names_the_artifact_url(mirror: Mirror) -> None:
     plan = _plans(mirror)["kind"]
     _publish(mirror, plan, _script("kind", "v0.32.0"))
-    (mirror.root / plan.url.removeprefix(mirror.url + "/")).unlink()
+    _served(mirror, plan.url).unlink()
     with pytest.raises(LabError, match=f"{plan.url} answered HTTP 404"):
         tools.install_tools(_context()[0], mirror=mirror.url, only=["kind"])
     _assert_nothing_installed("kind")

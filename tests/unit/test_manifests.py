@@ -188,11 +188,43 @@ def test_find_tool_uses_the_cached_build(tmp_path: Path) -> None:
     assert manifests.find_tool("kustomize", "LAB_KUSTOMIZE", cached, "x.sh", {}) == str(cached)
 
 
-def test_missing_tool_names_the_script_that_builds_it(tmp_path: Path) -> None:
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_kustomize_is_looked_up_in_the_variable_the_cache_lab_bin_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifests, "CACHE_DIR", tmp_path / "cache")  # not the real ~/.cache
+    monkeypatch.setenv("PATH", str(tmp_path / "path"))
+    explicit = _executable(tmp_path / "explicit" / "kustomize")
+    cached = _executable(tmp_path / "cache" / "kustomize-v5.8.1" / "kustomize")
+    lab_bin = _executable(tmp_path / ".lab" / "bin" / "kustomize")  # proc's local_bin here
+    on_path = _executable(tmp_path / "path" / "kustomize")
+
+    found = manifests.kustomize_binary({"LAB_KUSTOMIZE": str(explicit)}, version="v5.8.1")
+    assert found == str(explicit)
+    assert manifests.kustomize_binary({}, version="v5.8.1") == str(cached)
+    cached.unlink()
+    assert manifests.kustomize_binary({}, version="v5.8.1") == str(lab_bin.resolve())
+    lab_bin.unlink()
+    assert manifests.kustomize_binary({}, version="v5.8.1") == str(on_path)
+    on_path.unlink()
+    with pytest.raises(ToolNotFound, match="kustomize is not installed"):
+        manifests.kustomize_binary({}, version="v5.8.1")
+
+
+def test_missing_tool_names_the_task_that_fetches_it_and_the_script_that_builds_it(
+    tmp_path: Path,
+) -> None:
     with pytest.raises(ToolNotFound) as caught:
         manifests.find_tool(
             "no-such-tool-xyz", "LAB_NO_SUCH", tmp_path / "t", ".ci/tools/istioctl.sh", {}
         )
+    assert "invoke lab.tools --only no-such-tool-xyz" in (caught.value.hint or "")
     assert "bash .ci/tools/istioctl.sh" in (caught.value.hint or "")
 
 

@@ -14,23 +14,49 @@ from lab.errors import LabError
 from lab.tools import Download, Installed, Platform
 from lab.ui import UI
 
-PINNED = config.Config()  # kind v0.32.0, istio 1.30.0, kubectl v1.36.1
+PINNED = config.Config()  # kind v0.32.0, istio 1.30.0, kubectl v1.36.1, kustomize v5.8.1
 KIND = "https://kind.sigs.k8s.io/dl/v0.32.0"
 ISTIO = "https://github.com/istio/istio/releases/download/1.30.0"
 KUBECTL = "https://dl.k8s.io/release/v1.36.1/bin"
+KUSTOMIZE = "https://github.com/kubernetes-sigs/kustomize/releases/download/kustomize%2Fv5.8.1"
 
-# (os, arch, kind's file, istioctl's archive) as each project publishes them
+# (os, arch, kind's file, istioctl's archive, kustomize's archive) as each project
+# publishes them (kustomize: releasing/create-release.sh, `kustomize_<v>_<os>_<arch>.tar.gz`)
 PLANS = [
-    ("linux", "amd64", "kind-linux-amd64", "istioctl-1.30.0-linux-amd64.tar.gz"),
-    ("linux", "arm64", "kind-linux-arm64", "istioctl-1.30.0-linux-arm64.tar.gz"),
-    ("darwin", "amd64", "kind-darwin-amd64", "istioctl-1.30.0-osx.tar.gz"),
-    ("darwin", "arm64", "kind-darwin-arm64", "istioctl-1.30.0-osx-arm64.tar.gz"),
+    (
+        "linux",
+        "amd64",
+        "kind-linux-amd64",
+        "istioctl-1.30.0-linux-amd64.tar.gz",
+        "kustomize_v5.8.1_linux_amd64.tar.gz",
+    ),
+    (
+        "linux",
+        "arm64",
+        "kind-linux-arm64",
+        "istioctl-1.30.0-linux-arm64.tar.gz",
+        "kustomize_v5.8.1_linux_arm64.tar.gz",
+    ),
+    (
+        "darwin",
+        "amd64",
+        "kind-darwin-amd64",
+        "istioctl-1.30.0-osx.tar.gz",
+        "kustomize_v5.8.1_darwin_amd64.tar.gz",
+    ),
+    (
+        "darwin",
+        "arm64",
+        "kind-darwin-arm64",
+        "istioctl-1.30.0-osx-arm64.tar.gz",
+        "kustomize_v5.8.1_darwin_arm64.tar.gz",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("os_name", "arch", "kind", "istioctl"), PLANS)
+@pytest.mark.parametrize(("os_name", "arch", "kind", "istioctl", "kustomize"), PLANS)
 def test_plan_names_the_published_files_for_each_platform(
-    os_name: str, arch: str, kind: str, istioctl: str
+    os_name: str, arch: str, kind: str, istioctl: str, kustomize: str
 ) -> None:
     kubectl = f"{os_name}/{arch}"
     assert tools.plan_downloads(PINNED, Platform(os_name, arch)) == (
@@ -50,14 +76,28 @@ def test_plan_names_the_published_files_for_each_platform(
             f"{KUBECTL}/{kubectl}/kubectl.sha256",
             "kubectl",
         ),
+        Download(
+            "kustomize",
+            "v5.8.1",
+            f"{KUSTOMIZE}/{kustomize}",
+            f"{KUSTOMIZE}/checksums.txt",
+            kustomize,
+            member="kustomize",
+        ),
     )
 
 
 def test_plan_follows_the_pinned_versions() -> None:
-    pinned = config.load({"kind_version": "v0.99.1", "istio_version": "1.31.2"}, environ={})
-    kind, istioctl, _ = tools.plan_downloads(pinned, Platform("linux", "amd64"))
+    pinned = config.load(
+        {"kind_version": "v0.99.1", "istio_version": "1.31.2", "kustomize_version": "v5.9.0"},
+        environ={},
+    )
+    kind, istioctl, _, kustomize = tools.plan_downloads(pinned, Platform("linux", "amd64"))
     assert kind.url == "https://kind.sigs.k8s.io/dl/v0.99.1/kind-linux-amd64"
     assert istioctl.url.endswith("/1.31.2/istioctl-1.31.2-linux-amd64.tar.gz")
+    assert kustomize.url.endswith("/kustomize%2Fv5.9.0/kustomize_v5.9.0_linux_amd64.tar.gz")
+    assert kustomize.checksum_url.endswith("/kustomize%2Fv5.9.0/checksums.txt")
+    assert kustomize.version == "v5.9.0"
 
 
 def test_plan_with_a_mirror_keeps_each_tools_layout_under_its_name() -> None:
@@ -76,6 +116,10 @@ def test_plan_with_a_mirror_keeps_each_tools_layout_under_its_name() -> None:
         (
             "http://10.0.0.5:8000/lab-tools/kubectl/v1.36.1/bin/linux/arm64/kubectl",
             "http://10.0.0.5:8000/lab-tools/kubectl/v1.36.1/bin/linux/arm64/kubectl.sha256",
+        ),
+        (
+            "http://10.0.0.5:8000/lab-tools/kustomize/kustomize%2Fv5.8.1/kustomize_v5.8.1_linux_arm64.tar.gz",
+            "http://10.0.0.5:8000/lab-tools/kustomize/kustomize%2Fv5.8.1/checksums.txt",
         ),
     ]
 
@@ -109,6 +153,21 @@ def test_detect_platform_refuses_what_has_no_downloads(system: str, machine: str
 
 DIGEST = "3f9d7c2e5b1a4f8e6d0c9b7a5e3f1d2c4b6a8e0f2d4c6b8a0e2f4d6c8b0a2e4f"
 
+# kustomize's checksums.txt: `sha256sum` of every artifact of the release, in name order.
+KUSTOMIZE_CHECKSUMS = "".join(
+    f"{digest}  kustomize_v5.8.1_{platform}\n"
+    for digest, platform in [
+        ("1" * 64, "darwin_amd64.tar.gz"),
+        (DIGEST, "darwin_arm64.tar.gz"),
+        ("2" * 64, "linux_amd64.tar.gz"),
+        ("3" * 64, "linux_arm64.tar.gz"),
+        ("4" * 64, "linux_ppc64le.tar.gz"),
+        ("5" * 64, "linux_s390x.tar.gz"),
+        ("6" * 64, "windows_amd64.zip"),
+        ("7" * 64, "windows_arm64.zip"),
+    ]
+)
+
 
 @pytest.mark.parametrize(
     ("text", "file_name"),
@@ -120,6 +179,7 @@ DIGEST = "3f9d7c2e5b1a4f8e6d0c9b7a5e3f1d2c4b6a8e0f2d4c6b8a0e2f4d6c8b0a2e4f"
         (f"{DIGEST} *kind-darwin-arm64\n", "kind-darwin-arm64"),  # sha256sum -b
         (f"{DIGEST}  bin/kind-linux-arm64\n", "kind-linux-arm64"),
         (f"{'0' * 64}  kind-linux-amd64\n{DIGEST}  kind-linux-arm64\n", "kind-linux-arm64"),
+        (KUSTOMIZE_CHECKSUMS, "kustomize_v5.8.1_darwin_arm64.tar.gz"),  # one file per release
         (DIGEST.upper(), "kubectl"),
     ],
 )
@@ -260,5 +320,5 @@ def test_install_tools_refuses_an_unknown_tool_before_any_download(
     ctx = cli.Context(config=config.load(), ui=UI(stream=io.StringIO()))
     with pytest.raises(LabError, match=r"unknown tool.*helm") as caught:
         tools.install_tools(ctx, only=only)
-    assert caught.value.hint == "choose among kind, istioctl, kubectl"
+    assert caught.value.hint == "choose among kind, istioctl, kubectl, kustomize"
     assert not (tmp_path / ".lab" / "bin").exists()
