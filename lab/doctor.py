@@ -68,6 +68,12 @@ def parse_kubectl_version(output: str) -> str | None:
     return str(version)
 
 
+def parse_kustomize_version(output: str) -> str | None:
+    """`kustomize version` prints 'v5.8.1' (older: '{Version:kustomize/v5.8.1 ...}')."""
+    match = re.search(r"\b(v\d+\.\d+\.\d+)\b", output)
+    return match.group(1) if match else None
+
+
 def same_release(found: str, pinned: str) -> bool:
     """True when `found` is the pinned version (ignoring a leading v and build suffixes)."""
 
@@ -103,6 +109,14 @@ TOOLS = (
         ("kubectl", "version", "--client", "-o", "json"),
         parse_kubectl_version,
         lambda c: c.kubectl_version,
+        False,
+    ),
+    # The pipeline renders the GitOps repository with it (the smoke Job).
+    ToolSpec(
+        "kustomize",
+        ("kustomize", "version"),
+        parse_kustomize_version,
+        lambda c: c.kustomize_version,
         False,
     ),
 )

@@ -27,6 +27,8 @@ def test_parsers_read_real_output() -> None:
     assert doctor.parse_kubectl_version(KUBECTL_VERSION) == "v1.36.1"
     assert doctor.parse_kubectl_version("not json") is None
     assert doctor.parse_kind_version("garbage") is None
+    assert doctor.parse_kustomize_version("v5.8.1\n") == "v5.8.1"
+    assert doctor.parse_kustomize_version("{Version:kustomize/v5.8.1 GitCommit:abc}") == "v5.8.1"
 
 
 @pytest.mark.parametrize(
@@ -51,11 +53,13 @@ def test_tools_at_pinned_versions_pass(fake_bin) -> None:
     fake_bin("kind", stdout=KIND_VERSION)
     fake_bin("istioctl", stdout=ISTIOCTL_VERSION)
     fake_bin("kubectl", stdout=KUBECTL_VERSION)
+    fake_bin("kustomize", stdout="v5.8.1\n")
     checks = _tool_checks(config.load({}, {}))
     assert {name: c.status for name, c in checks.items()} == {
         "kind": Status.OK,
         "istioctl": Status.OK,
         "kubectl": Status.OK,
+        "kustomize": Status.OK,
     }
 
 
