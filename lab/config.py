@@ -137,7 +137,17 @@ def load(
 # Variables that share our prefix but are not settings: LAB_DEBUG turns on tracebacks;
 # the others point the test suites at locally built tools (see .ci/tools/).
 _IGNORED_ENV = frozenset(
-    {"LAB_DEBUG", "LAB_E2E", "LAB_KUSTOMIZE", "LAB_ISTIOCTL", "LAB_GITEA", "LAB_STANDINS"}
+    {
+        "LAB_DEBUG",  # tracebacks on errors
+        "LAB_E2E",  # opt in to the e2e tier
+        "LAB_TOOLS_MIRROR",  # where lab.tools downloads from
+        "LAB_CACHE_DIR",  # where .ci/tools/ build scripts cache their builds
+        # Paths printed by .ci/tools/*.sh and exported by .ci/run as LAB_<TOOL>:
+        "LAB_KUSTOMIZE",
+        "LAB_ISTIOCTL",
+        "LAB_GITEA",
+        "LAB_STANDINS",
+    }
 )
 
 

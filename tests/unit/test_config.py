@@ -67,3 +67,17 @@ def test_describe_lists_every_setting() -> None:
     keys = [key for key, _ in config.describe(config.load({}, {}))]
     assert "kind_version" in keys and "argocd_http_port" in keys
     assert len(keys) == len(set(keys))
+
+
+def test_tool_and_ci_variables_are_not_taken_for_settings() -> None:
+    environ = {
+        "LAB_DEBUG": "1",
+        "LAB_E2E": "1",
+        "LAB_TOOLS_MIRROR": "http://mirror",
+        "LAB_CACHE_DIR": "/tmp/c",
+        "LAB_KUSTOMIZE": "/x/kustomize",
+        "LAB_ISTIOCTL": "/x/istioctl",
+        "LAB_GITEA": "/x/gitea",
+        "LAB_STANDINS": "/x",
+    }
+    assert config.load({}, environ) == config.load({}, {})

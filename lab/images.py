@@ -1,0 +1,384 @@
+"""Service images: plan, build (docker SDK, in parallel, layer cache reused) and push.
+
+`plan_builds` is pure: given the commit, branch, version and time it says, per service,
+which tags, build args and labels to build with. `build_images` runs those plans against
+the Docker Engine with a bounded thread pool and streams each build log; a failed build
+becomes one `ImageBuildError` naming the service and the failing Dockerfile step, with
+the tail of its log. `push_images` sends built tags to the lab registry.
+
+The docker SDK talks to the Engine's classic builder, so Dockerfiles must not rely on
+BuildKit-only syntax (`RUN --mount`, heredocs, `COPY --chmod`). Its layer cache picks,
+among identical cached steps with the same parent, the newest; two images whose stages
+start alike (`FROM scratch` then the same `ARG`s) and were built in parallel each get
+their own copy of those steps, and the next build of one of them then misses its cache.
+So each `FROM scratch` stage starts with a step of its own (its title `LABEL`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from lab.errors import LabError, tail
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APPS_DIR = PROJECT_ROOT / "apps"
+
+# The services that have an image, in the order the pipeline reports them.
+SERVICES: tuple[str, ...] = ("backend", "frontend", "monitor", "smoke")
+
+DEFAULT_REGISTRY = "localhost:5001"
+REPOSITORY_PREFIX = "lab"
+DEFAULT_SOURCE = "https://github.com/lab/lab"
+
+# The label lab adds to every image (the Dockerfiles add the OCI ones): finds lab's images.
+SERVICE_LABEL = "dev.lab.service"
+
+DEFAULT_WORKERS = 2  # builds are CPU-bound; the Engine shares the machine's cores
+# Seconds one build may take in all, and may go without printing (the HTTP read timeout);
+# a cold Go or npm build on 2 shared cores takes a few minutes.
+BUILD_TIMEOUT = 1800.0
+LOG_TAIL_LINES = 25
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_TAG_ALLOWED = re.compile(r"[^A-Za-z0-9_.-]")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What to build for one service: where from, under which tags, with which args."""
+
+    service: str
+    context: Path
+    tags: tuple[str, ...]  # full references, the commit tag first
+    buildargs: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    dockerfile: str = "Dockerfile"
+
+    @property
+    def repository(self) -> str:
+        return self.tags[0].rsplit(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A finished build: the image ID, its tags, and whether every step came from cache."""
+
+    service: str
+    image_id: str
+    tags: tuple[str, ...]
+    seconds: float
+    steps: int
+    cached_steps: int
+    rebuilt: tuple[str, ...] = ()  # the steps the layer cache did not answer, in order
+
+    @property
+    def fully_cached(self) -> bool:
+        """True when the layer cache answered every step (nothing was rebuilt)."""
+        return self.steps > 0 and self.cached_steps == self.steps
+
+
+class ImageBuildError(LabError):
+    """A service's image failed to build; `service` and `step` say where."""
+
+    def __init__(
+        self, message: str, *, service: str, step: str, output_tail: str, hint: str | None
+    ) -> None:
+        super().__init__(message, hint=hint, output_tail=output_tail)
+        self.service = service
+        self.step = step
+
+
+LogListener = Callable[[str, str], None]  # (service, line)
+
+
+def image_repository(service: str, registry: str = DEFAULT_REGISTRY) -> str:
+    """`localhost:5001/lab/<service>`: where a service's image lives."""
+    return f"{registry}/{REPOSITORY_PREFIX}/{service}"
+
+
+def branch_tag(branch: str) -> str:
+    """A Docker tag for a branch name: `feature/login` becomes `feature-login`.
+
+    Tags allow `[A-Za-z0-9_.-]`, at most 128 characters, and must not start with `.` or
+    `-`.
+    """
+    tag = _TAG_ALLOWED.sub("-", branch.strip()).lstrip(".-")[:128]
+    if not tag:
+        raise LabError(
+            f"branch name {branch!r} gives no usable image tag",
+            hint="use a branch name with letters or digits",
+        )
+    return tag
+
+
+def rfc3339(moment: datetime) -> str:
+    """`moment` in UTC as RFC 3339 (`2026-01-02T03:04:05Z`), as the OCI spec wants."""
+    if moment.tzinfo is None:
+        raise ValueError("created must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan_builds(
+    *,
+    sha: str,
+    branch: str,
+    version: str,
+    created: datetime,
+    environment: str = "dev",
+    source: str = DEFAULT_SOURCE,
+    services: Sequence[str] = SERVICES,
+    registry: str = DEFAULT_REGISTRY,
+    apps_dir: Path = APPS_DIR,
+) -> tuple[BuildPlan, ...]:
+    """Per service: the commit and branch tags, the build args and labels (pure)."""
+    if not _SHA.match(sha):
+        raise LabError(
+            f"commit {sha!r} is not a full 40-hex SHA",
+            hint="images are tagged with the full commit SHA (git rev-parse HEAD)",
+        )
+    unknown = [service for service in services if service not in SERVICES]
+    if unknown:
+        raise LabError(
+            f"unknown service(s): {', '.join(unknown)}",
+            hint=f"services with an image: {', '.join(SERVICES)}",
+        )
+    stamp = rfc3339(created)
+    plans = []
+    for service in services:
+        repository = image_repository(service, registry)
+        plans.append(
+            BuildPlan(
+                service=service,
+                context=apps_dir / service,
+                tags=(f"{repository}:{sha}", f"{repository}:{branch_tag(branch)}"),
+                buildargs={
+                    "VERSION": version,
+                    "REVISION": sha,
+                    "CREATED": stamp,
+                    "SOURCE": source,
+                    "ENVIRONMENT": environment,
+                },
+                # The OCI labels come from the Dockerfile (fed by the build args, per
+                # docs/CONTRACTS.md); setting them here too would hide a Dockerfile
+                # that forgets them from the container tier.
+                labels={SERVICE_LABEL: service},
+            )
+        )
+    return tuple(plans)
+
+
+def build_images(
+    engine: docker.DockerClient,
+    plans: Sequence[BuildPlan],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = BUILD_TIMEOUT,
+    on_log: LogListener | None = None,
+    nocache: bool = False,
+) -> tuple[BuiltImage, ...]:
+    """Build every plan, at most `workers` at a time, reusing the Engine's layer cache.
+
+    Every build runs to its end; if any failed, the first failure (in plan order) is
+    raised, naming the others too. `nocache` builds every step afresh (benchmarks).
+    """
+    if not plans:
+        return ()
+    results: list[BuiltImage] = []
+    failures: list[tuple[str, LabError]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(plans)))) as pool:
+        futures = [
+            (
+                plan,
+                pool.submit(
+                    build_image, engine, plan, timeout=timeout, on_log=on_log, nocache=nocache
+                ),
+            )
+            for plan in plans
+        ]
+        for plan, future in futures:
+            try:
+                results.append(future.result())
+            except LabError as error:
+                failures.append((plan.service, error))
+    if failures:
+        _, first = failures[0]
+        others = [name for name, _ in failures[1:]]
+        if others:
+            first.message += f" (also failed: {', '.join(others)})"
+            first.args = (first.message,)
+        raise first
+    return tuple(results)
+
+
+def build_image(
+    engine: docker.DockerClient,
+    plan: BuildPlan,
+    *,
+    timeout: float = BUILD_TIMEOUT,
+    on_log: LogListener | None = None,
+    nocache: bool = False,
+) -> BuiltImage:
+    """Build one plan with the docker SDK, streaming its log; tag it with every tag."""
+    if not (plan.context / plan.dockerfile).is_file():
+        raise ImageBuildError(
+            f"cannot build {plan.service}: no {plan.dockerfile} in {plan.context}",
+            service=plan.service,
+            step="(no Dockerfile)",
+            output_tail="",
+            hint=f"add {plan.context / plan.dockerfile}",
+        )
+    started = time.monotonic()
+    log = _BuildLog(plan.service, on_log, deadline=started + timeout)
+    try:
+        stream = engine.api.build(
+            path=str(plan.context),
+            dockerfile=plan.dockerfile,
+            tag=plan.tags[0],
+            buildargs=dict(plan.buildargs),
+            labels=dict(plan.labels),
+            rm=True,
+            forcerm=True,
+            nocache=nocache,
+            decode=True,
+            timeout=int(timeout),
+        )
+        image_id = log.consume(stream)
+        for reference in plan.tags[1:]:
+            repository, tag = reference.rsplit(":", 1)
+            engine.api.tag(image_id, repository, tag)
+    except ImageBuildError:
+        raise
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise log.failure(str(error).strip() or type(error).__name__) from error
+    return BuiltImage(
+        service=plan.service,
+        image_id=image_id,
+        tags=plan.tags,
+        seconds=time.monotonic() - started,
+        steps=log.steps,
+        cached_steps=log.cached_steps,
+        rebuilt=tuple(log.rebuilt),
+    )
+
+
+class _BuildLog:
+    """Follows one build's JSON stream: the current step, cache hits, and the log text."""
+
+    def __init__(
+        self, service: str, on_log: LogListener | None, *, deadline: float | None = None
+    ) -> None:
+        self.service = service
+        self.deadline = deadline
+        self.on_log = on_log
+        self.lines: list[str] = []
+        self.step = "(before the first step)"
+        self.steps = 0  # steps the layer cache could answer
+        self.cached_steps = 0
+        self.rebuilt: list[str] = []
+        self._in_stage = False
+        self._pending: str | None = None  # a cacheable step not yet answered from cache
+
+    def consume(self, stream: Iterable[Mapping[str, Any]]) -> str:
+        image_id = ""
+        for chunk in stream:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise self.failure("the build ran past its deadline and was abandoned")
+            if "error" in chunk:
+                detail = chunk.get("errorDetail") or {}
+                raise self.failure(str(detail.get("message") or chunk["error"]).strip())
+            aux = chunk.get("aux")
+            if isinstance(aux, Mapping) and aux.get("ID"):
+                image_id = str(aux["ID"])
+            text = chunk.get("stream")
+            if isinstance(text, str):
+                for line in _lines(text):
+                    self._line(line)
+        if not image_id:
+            raise self.failure("the Engine reported no image ID at the end of the build")
+        return image_id
+
+    def _line(self, line: str) -> None:
+        self.lines.append(line)
+        step = _STEP.match(line)
+        if step:
+            self.step = line
+            instruction = step.group(3).split(" ", 1)[0].upper()
+            # FROM, and ARG before the first FROM, never come from the layer cache.
+            self._settle()
+            if instruction == "FROM":
+                self._in_stage = True
+            elif self._in_stage:
+                self.steps += 1
+                self._pending = step.group(3)
+        elif line.strip() == "---> Using cache":
+            self.cached_steps += 1
+            self._pending = None
+        elif line.startswith("Successfully built"):
+            self._settle()
+        if self.on_log:
+            self.on_log(self.service, line)
+
+    def _settle(self) -> None:
+        if self._pending is not None:
+            self.rebuilt.append(self._pending)
+            self._pending = None
+
+    def failure(self, reason: str) -> ImageBuildError:
+        self.lines.append(reason)
+        return ImageBuildError(
+            f"building the {self.service} image failed at {self.step}: {_first_line(reason)}",
+            service=self.service,
+            step=self.step,
+            output_tail=tail("\n".join(self.lines), LOG_TAIL_LINES),
+            hint=f"fix apps/{self.service}/Dockerfile or the code it builds; "
+            "the whole build log is in the run's log file",
+        )
+
+
+def _lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        if line.strip():
+            yield line.rstrip()
+
+
+def push_images(
+    engine: docker.DockerClient,
+    built: Sequence[BuiltImage],
+) -> None:
+    """Push every tag of every built image to its registry (the lab registry)."""
+    for image in built:
+        for reference in image.tags:
+            repository, tag = reference.rsplit(":", 1)
+            try:
+                stream = engine.api.push(repository, tag=tag, stream=True, decode=True)
+                for chunk in stream:
+                    if "error" in chunk:
+                        raise _push_failure(image.service, reference, str(chunk["error"]))
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                raise _push_failure(image.service, reference, str(error)) from error
+
+
+def _push_failure(service: str, reference: str, reason: str) -> LabError:
+    return LabError(
+        f"pushing the {service} image {reference} failed: {_first_line(reason)}",
+        hint="check that the lab registry is running (`invoke lab.status`) and that Docker "
+        f"reaches it at {reference.split('/', 1)[0]}",
+        output_tail=tail(reason),
+    )
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else "(no message)"

@@ -1,0 +1,196 @@
+"""The build plan: tags, build args and labels per service (pure, table-driven)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from lab import images
+from lab.errors import LabError
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CREATED = datetime(2026, 11, 26, 4, 30, 15, tzinfo=UTC)
+
+
+def _plan(**overrides: object) -> tuple[images.BuildPlan, ...]:
+    arguments: dict[str, object] = {
+        "sha": SHA,
+        "branch": "main",
+        "version": "1.4.0",
+        "created": CREATED,
+        "apps_dir": Path("/src/apps"),
+    }
+    arguments.update(overrides)
+    return images.plan_builds(**arguments)  # type: ignore[arg-type]
+
+
+def test_plan_covers_every_service_in_order() -> None:
+    assert [plan.service for plan in _plan()] == ["backend", "frontend", "monitor", "smoke"]
+
+
+@pytest.mark.parametrize(
+    ("service", "expected_tags"),
+    [
+        (
+            "backend",
+            (f"localhost:5001/lab/backend:{SHA}", "localhost:5001/lab/backend:main"),
+        ),
+        (
+            "smoke",
+            (f"localhost:5001/lab/smoke:{SHA}", "localhost:5001/lab/smoke:main"),
+        ),
+    ],
+)
+def test_plan_tags_images_with_full_sha_then_branch(
+    service: str, expected_tags: tuple[str, str]
+) -> None:
+    (plan,) = _plan(services=[service])
+    assert plan.tags == expected_tags
+    assert plan.repository == f"localhost:5001/lab/{service}"
+    assert plan.context == Path("/src/apps") / service
+
+
+def test_plan_passes_the_contract_build_args() -> None:
+    (plan,) = _plan(services=["monitor"], environment="prod", source="https://example.test/lab")
+    assert plan.buildargs == {
+        "VERSION": "1.4.0",
+        "REVISION": SHA,
+        "CREATED": "2026-11-26T04:30:15Z",
+        "SOURCE": "https://example.test/lab",
+        "ENVIRONMENT": "prod",
+    }
+
+
+def test_plan_labels_images_with_their_service_only() -> None:
+    # The OCI labels are the Dockerfiles' job (from the build args); the container tier
+    # checks them on the built images.
+    (plan,) = _plan(services=["frontend"])
+    assert plan.labels == {"dev.lab.service": "frontend"}
+
+
+def test_plan_uses_another_registry_when_asked() -> None:
+    (plan,) = _plan(services=["backend"], registry="registry.example:5000")
+    assert plan.tags[0] == f"registry.example:5000/lab/backend:{SHA}"
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05Z"),
+        (
+            datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+            "2026-01-02T03:04:05Z",
+        ),
+        (datetime(2026, 1, 2, 3, 4, 5, 999, tzinfo=UTC), "2026-01-02T03:04:05Z"),
+    ],
+)
+def test_created_is_rfc3339_in_utc(created: datetime, expected: str) -> None:
+    assert images.rfc3339(created) == expected
+
+
+def test_created_must_carry_a_timezone() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        images.rfc3339(datetime(2026, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("branch", "tag"),
+    [
+        ("main", "main"),
+        ("feature/login", "feature-login"),
+        ("promote-" + SHA, "promote-" + SHA),
+        ("-weird", "weird"),
+        (".hidden", "hidden"),
+        ("release/1.2", "release-1.2"),
+        ("x" * 200, "x" * 128),
+        ("ünïcode", "n-code"),
+    ],
+)
+def test_branch_names_become_valid_docker_tags(branch: str, tag: str) -> None:
+    assert images.branch_tag(branch) == tag
+
+
+@pytest.mark.parametrize("branch", ["", "///", "--"])
+def test_branch_without_usable_characters_is_refused(branch: str) -> None:
+    with pytest.raises(LabError, match="no usable image tag"):
+        images.branch_tag(branch)
+
+
+@pytest.mark.parametrize("sha", ["abc123", SHA.upper(), SHA + "0", "g" * 40, ""])
+def test_plan_refuses_anything_but_a_full_sha(sha: str) -> None:
+    with pytest.raises(LabError, match="not a full 40-hex SHA") as caught:
+        _plan(sha=sha)
+    assert caught.value.hint and "rev-parse" in caught.value.hint
+
+
+def test_plan_refuses_unknown_services() -> None:
+    with pytest.raises(LabError, match="unknown service") as caught:
+        _plan(services=["backend", "database"])
+    assert "database" in str(caught.value)
+
+
+def test_build_log_names_the_failing_step_and_keeps_the_tail() -> None:
+    log = images._BuildLog("monitor", None)
+    stream = [
+        {"stream": "Step 1/3 : FROM python:3.11-slim-bookworm\n"},
+        {"stream": " ---> Using cache\n ---> 1234\n"},
+        {"stream": "Step 2/3 : RUN pip install -r requirements.txt\n"},
+        {"stream": "ERROR: No matching distribution found for flask==99\n"},
+        {
+            "error": "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+            "errorDetail": {"message": "The command '/bin/sh -c pip install' returned 1"},
+        },
+    ]
+    with pytest.raises(images.ImageBuildError) as caught:
+        log.consume(stream)
+    error = caught.value
+    assert error.service == "monitor"
+    assert error.step == "Step 2/3 : RUN pip install -r requirements.txt"
+    assert "monitor image failed at Step 2/3" in error.message
+    assert error.output_tail is not None
+    assert "No matching distribution" in error.output_tail
+    assert "returned 1" in error.output_tail
+    assert "apps/monitor/Dockerfile" in (error.hint or "")
+
+
+def test_build_log_counts_cached_steps_and_returns_the_image_id() -> None:
+    seen: list[tuple[str, str]] = []
+    log = images._BuildLog("backend", lambda service, line: seen.append((service, line)))
+    image_id = log.consume(
+        [
+            {"stream": "Step 1/5 : ARG GO_IMAGE=golang:1.26-bookworm\n"},
+            {"stream": "Step 2/5 : FROM ${GO_IMAGE} AS build\n"},
+            {"stream": " ---> 1234\n"},
+            {"stream": "Step 3/5 : RUN go build\n"},
+            {"stream": " ---> Running in 5678\n"},
+            {"stream": "Step 4/5 : FROM scratch\n"},
+            {"stream": "Step 5/5 : COPY --from=build /out/backend /backend\n"},
+            {"stream": " ---> Using cache\n"},
+            {"aux": {"ID": "sha256:feed"}},
+            {"stream": "Successfully built feed\n"},
+        ]
+    )
+    assert image_id == "sha256:feed"
+    assert (log.steps, log.cached_steps) == (2, 1)  # FROM and global ARG never cache
+    assert log.rebuilt == ["RUN go build"]
+    assert seen[0] == ("backend", "Step 1/5 : ARG GO_IMAGE=golang:1.26-bookworm")
+
+
+def test_build_without_image_id_is_a_failure() -> None:
+    with pytest.raises(images.ImageBuildError, match="no image ID"):
+        images._BuildLog("smoke", None).consume([{"stream": "Step 1/1 : FROM scratch\n"}])
+
+
+def test_building_a_service_without_dockerfile_says_which(tmp_path: Path) -> None:
+    (plan,) = _plan(services=["smoke"], apps_dir=tmp_path)
+    with pytest.raises(images.ImageBuildError, match="no Dockerfile") as caught:
+        images.build_image(None, plan)  # type: ignore[arg-type]  # fails before any Engine call
+    assert caught.value.service == "smoke"
+
+
+def test_build_past_its_deadline_is_abandoned_with_the_step_it_was_at() -> None:
+    log = images._BuildLog("frontend", None, deadline=0.0)  # long past
+    with pytest.raises(images.ImageBuildError, match="past its deadline"):
+        log.consume([{"stream": "Step 1/9 : FROM node:20-bookworm-slim\n"}])
