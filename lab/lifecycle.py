@@ -332,7 +332,7 @@ def ensure_images(lab: Lab) -> str:
         sha=commit.sha,
         branch=SEED_TAG,
         version=commit.version,
-        created=datetime.now(UTC),
+        created=datetime.now(UTC) if commit.dirty else commit.time,
         services=missing,
         registry=registry,
     )

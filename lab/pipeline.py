@@ -57,6 +57,9 @@ class Commit:
     sha: str
     branch: str
     dirty: bool
+    # The commit's time: images carry it as their creation time, so rebuilding an
+    # unchanged tree hits the layer cache all the way and gives the same image.
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def version(self) -> str:
@@ -103,7 +106,7 @@ def build_stage(run: Run) -> StageResult:
         sha=run.commit.sha,
         branch=run.commit.branch + ("-dirty" if run.commit.dirty else ""),
         version=run.commit.version,
-        created=datetime.now(UTC),
+        created=datetime.now(UTC) if run.commit.dirty else run.commit.time,
         environment="dev",
         registry=run.ctx.config.registry_host,
     )
@@ -403,7 +406,10 @@ def resolve_commit(options: Options, repo: Path = REPO_ROOT) -> Commit:
             "the working tree has uncommitted changes, so the images would not match any commit",
             hint="commit or stash them, or pass --allow-dirty (the images are then marked -dirty)",
         )
-    return Commit(sha, "detached" if branch == "HEAD" else branch, dirty)
+    stamp = git(("git", "show", "-s", "--format=%cI", sha)).stdout.strip()
+    return Commit(
+        sha, "detached" if branch == "HEAD" else branch, dirty, datetime.fromisoformat(stamp)
+    )
 
 
 @contextmanager

@@ -145,7 +145,8 @@ def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
     _git(repo, "add", "a.txt")
     _git(repo, "commit", "-q", "-m", "one")
     clean = pipeline.resolve_commit(pipeline.Options(), repo)
-    assert clean == pipeline.Commit(_git(repo, "rev-parse", "HEAD"), "main", False)
+    assert (clean.sha, clean.branch, clean.dirty) == (_git(repo, "rev-parse", "HEAD"), "main", False)
+    assert clean.time.isoformat() == _git(repo, "show", "-s", "--format=%cI", "HEAD")
     (repo / "a.txt").write_text("2")
     with pytest.raises(LabError) as caught:
         pipeline.resolve_commit(pipeline.Options(), repo)
