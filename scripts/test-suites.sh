@@ -15,10 +15,17 @@ suite() {
   echo
   echo "══ ${name}: $*"
   local started=$SECONDS
-  "$@"
-  local rc=$?
+  local log
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
   local result=passed
-  if [[ $rc -ne 0 ]]; then result="FAILED (exit $rc)"; failed=1; fi
+  if [[ $rc -ne 0 ]]; then
+    result="FAILED (exit $rc)"; failed=1
+  elif grep -qE '^=+ [0-9]+ skipped' "$log" && ! grep -qE '^=+ .*[0-9]+ passed' "$log"; then
+    result="skipped (reasons printed above)"
+  fi
+  rm -f "$log"
   names+=("$name"); results+=("$result"); times+=("$((SECONDS - started))s")
 }
 
