@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv test lint doctor
+.PHONY: help venv up test lint doctor
 help:
+	@echo "make up      install lab into .venv, fetch its pinned tools, bring the lab up"
 	@echo "make test    install everything into .venv and run every test suite"
 	@echo "make lint    ruff and mypy on the lab package"
 	@echo "make doctor  check this machine can run the lab"
@@ -22,6 +23,12 @@ lint: venv
 
 test: venv
 	@scripts/test-suites.sh
+
+# Day one: lab itself, then kind/istioctl/kubectl/kustomize (skipped when present), then
+# the lab. Re-running resumes; `.venv/bin/invoke lab.down` removes it all.
+up: venv
+	$(VENV)/bin/invoke lab.tools
+	$(VENV)/bin/invoke lab.up
 
 doctor: venv
 	$(VENV)/bin/invoke lab.doctor

@@ -332,6 +332,24 @@ def render_promotion_body(
     return "\n".join(lines) + "\n"
 
 
+def retarget_images(text: str, old_registry: str, new_registry: str) -> str:
+    """The kustomization `text` with each `images[].newName` moved to `new_registry`.
+
+    For a cluster that pulls from its own registry (`lab.up --registry`); a round trip,
+    so comments, order and indentation stay.
+    """
+    yaml = _round_trip_yaml(text)
+    document = yaml.load(text)
+    prefix = f"{old_registry}/"
+    for image in document.get("images") or []:
+        name = str(image.get("newName", ""))
+        if name.startswith(prefix):
+            image["newName"] = f"{new_registry}/{name[len(prefix) :]}"
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
 def _round_trip_yaml(text: str) -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True

@@ -8,6 +8,7 @@ after a failure or Ctrl-C resumes, and re-running it on an up lab changes nothin
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +91,15 @@ Step = tuple[str, Callable[[Lab], str]]
 
 
 # -- the steps ----------------------------------------------------------------------------
+
+
+def remember_choices(lab: Lab) -> None:
+    """What later tasks (the pipeline) must know about how this lab was brought up."""
+    registry = lab.options.registry or lab.config.registry_host
+    if lab.state.get("registry") != registry or lab.state.get("context") != lab.context:
+        lab.state["registry"] = registry
+        lab.state["context"] = lab.context
+        lab.state.save()
 
 
 def preflight(lab: Lab) -> str:
@@ -266,7 +276,7 @@ def seed_gitops(lab: Lab) -> str:
         server.ensure_org(config.gitops_org)
         # Private: Argo CD reads it with the credentials of its repository Secret.
         server.ensure_repo(config.gitops_org, config.gitops_repo, private=True)
-        result = gitops.seed(remote, GITOPS_DIR)
+        result = gitops.seed(remote, _gitops_tree(lab))
         # Gitea marks a repository non-empty asynchronously after its first push.
         server.wait_for_branch(config.gitops_org, config.gitops_repo, "main", result.revision)
         server.ensure_push_webhook(config.gitops_org, config.gitops_repo)
@@ -413,6 +423,8 @@ UP: tuple[Step, ...] = (
 def up(ctx: Context, options: Options) -> None:
     proc.set_dry_run(options.dry_run)
     lab = Lab(ctx, options, State.load(ctx.config.state_path))
+    if not options.dry_run:
+        remember_choices(lab)
     if options.dry_run:
         ctx.ui.info("Dry run: nothing is changed. The plan:")
     run_steps(lab, UP)
@@ -456,6 +468,22 @@ def urls(config: Config) -> dict[str, str]:
         "Gitea": f"http://{config.bind_address}:{config.gitea_http_port}/",
         "Argo CD": f"http://{config.bind_address}:{config.argocd_http_port}/",
     }
+
+
+def _gitops_tree(lab: Lab) -> Path:
+    """gitops/, or a copy pointing its images at the registry of a cluster we brought."""
+    registry = lab.options.registry
+    if registry is None or registry == lab.config.registry_host:
+        return GITOPS_DIR
+    copy = lab.config.state_path / "gitops-seed"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(GITOPS_DIR, copy)
+    for path in sorted((copy / "environments").glob("*/kustomization.yaml")):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            gitops.retarget_images(text, lab.config.registry_host, registry), encoding="utf-8"
+        )
+    return copy
 
 
 def _docker_answers() -> bool:

@@ -108,7 +108,7 @@ def build_stage(run: Run) -> StageResult:
         version=run.commit.version,
         created=datetime.now(UTC) if run.commit.dirty else run.commit.time,
         environment="dev",
-        registry=run.ctx.config.registry_host,
+        registry=registry(run.ctx),
     )
     client = engine.client()
     built = images.build_images(client, plans, on_log=_build_logger(run))
@@ -139,8 +139,7 @@ def build_stage(run: Run) -> StageResult:
 def scan_stage(run: Run) -> StageResult:
     started = time.time()
     references = list(run.images.values()) or [
-        f"{images.image_repository(s, run.ctx.config.registry_host)}:{run.commit.sha}"
-        for s in images.SERVICES
+        f"{images.image_repository(s, registry(run.ctx))}:{run.commit.sha}" for s in images.SERVICES
     ]
     results = scan.scan_images(run.ctx.config, references, offline=run.options.offline)
     checks = tuple(check for check, _ in results)
@@ -454,10 +453,16 @@ def git_server(ctx: Context) -> tuple[gitserver.GitServer, gitops.Remote]:
     )
 
 
+def registry(ctx: Context) -> str:
+    """Where images go: the lab's registry, or the one `lab.up --registry` named."""
+    return str(State.load(ctx.config.state_path).get("registry") or ctx.config.registry_host)
+
+
 def _cluster(ctx: Context) -> Any:
     from lab import k8s
 
-    return k8s.connect(ctx.config.kube_context)
+    context = State.load(ctx.config.state_path).get("context") or ctx.config.kube_context
+    return k8s.connect(str(context))
 
 
 def _wait_synced(run: Run, app: str, revision: str) -> str:

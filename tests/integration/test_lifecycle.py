@@ -181,3 +181,24 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
             volume.remove(force=True)
         for network in client.networks.list(names=[f"{name}-net"]):
             network.remove()
+
+
+def test_bring_your_own_registry_rewrites_only_the_image_names_of_the_seed(tmp_path: Path) -> None:
+    cfg = config.load({"state_dir": str(tmp_path / "state")}, {})
+    from lab.state import State
+
+    lab = lifecycle.Lab(
+        cli.Context(config=cfg, ui=UI()),
+        lifecycle.Options(context="team", registry="registry.team.example:5000"),
+        State.load(cfg.state_path),
+    )
+    tree = lifecycle._gitops_tree(lab)
+    assert tree != lifecycle.GITOPS_DIR
+    for env in ("dev", "prod"):
+        original = (lifecycle.GITOPS_DIR / "environments" / env / "kustomization.yaml").read_text()
+        rewritten = (tree / "environments" / env / "kustomization.yaml").read_text()
+        assert "localhost:5001/lab/" not in rewritten
+        assert rewritten == original.replace("localhost:5001/lab/", "registry.team.example:5000/lab/")
+    assert lifecycle._gitops_tree(
+        lifecycle.Lab(cli.Context(config=cfg, ui=UI()), lifecycle.Options(), State.load(cfg.state_path))
+    ) == lifecycle.GITOPS_DIR
