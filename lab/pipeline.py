@@ -329,8 +329,10 @@ def execute(run: Run, stages: Sequence[Stage], *, start: str | None = None) -> l
                         name, Status.FAILED, detail=error.message, output=error.output_tail or ""
                     ),
                 ),
+                {"hint": error.hint or "", "command": error.command or ""},
             )
-            run.ctx.ui.error(error.render())
+            if error.command or error.output_tail:  # the evidence, once; the hint comes last
+                run.ctx.ui.info(error.render().split("\n  hint:")[0])
         run.results.append(result)
         ok = result.status in (Status.PASSED, Status.SKIPPED) or (
             result.status is Status.UNVERIFIED and not run.strict
@@ -360,10 +362,11 @@ def pipeline_run(
             result = finish(run, started)
     if result.status is Status.FAILED or (result.status is Status.UNVERIFIED and run.strict):
         failed = next(s for s in result.stages if s.status in (Status.FAILED, Status.UNVERIFIED))
+        first = f"{failed.data['hint']}; then " if failed.data.get("hint") else "fix it, then "
         raise LabError(
             f"pipeline {result.status.value} at stage {failed.name}: {failed.summary}",
-            hint=f"fix it, then resume with `invoke pipeline.run --from {failed.name}`; "
-            f"report: {run.directory / 'report.html'}",
+            hint=f"{first}resume with `invoke pipeline.run --from {failed.name}` "
+            f"(report: {run.directory / 'report.html'})",
         )
     return result
 
