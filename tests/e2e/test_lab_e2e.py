@@ -76,3 +76,17 @@ def test_up_again_changes_nothing(lab_up) -> None:
     assert result.ok, result.stderr
     print(f"lab.up on an up lab took {took:.1f}s")  # the benchmark script tracks the target
     assert "created" not in (result.stdout + result.stderr).replace("already", "")
+
+
+def test_pipeline_deploys_dev_and_opens_a_pull_request(lab_up) -> None:
+    result = _invoke("pipeline.run", "-v", timeout=3600)
+    out = result.stdout + result.stderr
+    assert result.ok, out
+    assert "pull request #" in out
+
+
+def test_approve_merges_and_prod_passes_its_smoke_test(lab_up) -> None:
+    result = _invoke("pipeline.approve", "-v", timeout=1800)
+    out = result.stdout + result.stderr
+    assert result.ok, out
+    assert "merged pull request" in out or "already merged" in out
