@@ -48,6 +48,17 @@ audit() {
   names+=("$name"); results+=("$result"); times+=("$((SECONDS - started))s")
 }
 
+# The tools the integration tests run for real, built once and cached under ~/.cache/lab
+# (keyed by version), where the tests find them: kustomize, Gitea (from its Go module),
+# istioctl (from Istio's). Each script does nothing when its build is already cached.
+tools() {
+  local script path
+  for script in .ci/tools/kustomize.sh .ci/tools/gitea.sh .ci/tools/istioctl.sh; do
+    path=$("$script" | tail -n 1) || return 1
+    echo "$(basename "$script" .sh): $path"
+  done
+}
+suite tools tools
 suite lint make --no-print-directory lint
 [[ -f apps/backend/Makefile ]] && suite backend make --no-print-directory -C apps/backend test
 [[ -f apps/monitor/Makefile ]] && suite monitor make --no-print-directory -C apps/monitor venv test
