@@ -24,24 +24,22 @@ def _lab_settings(c: Any) -> dict[str, Any]:
     return dict(settings)
 
 
+def _run(c: Any, name: str, body: Any, verbose: int, debug: bool, **options: Any) -> None:
+    """Run one operation under lab's error handling, with invoke.yaml's `lab:` settings."""
+    operation = functools.partial(body, **options) if options else body
+    cli.run_task(name, operation, overrides=_lab_settings(c), verbose=verbose, debug=debug)
+
+
 @task(incrementable=["verbose"], help=VERBOSE)
 def doctor(c, verbose=0, debug=False):
     """Check this machine can run the lab: Docker, tools, ports, limits."""
-    cli.run_task(
-        "lab.doctor", operations.doctor, overrides=_lab_settings(c), verbose=verbose, debug=debug
-    )
+    _run(c, "lab.doctor", operations.doctor, verbose, debug)
 
 
 @task(incrementable=["verbose"], help=VERBOSE)
 def config(c, verbose=0, debug=False):
     """Print every setting (pinned versions, ports, timeouts) and its value."""
-    cli.run_task(
-        "lab.config",
-        operations.show_config,
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
-    )
+    _run(c, "lab.config", operations.show_config, verbose, debug)
 
 
 @task(
@@ -56,14 +54,16 @@ def config(c, verbose=0, debug=False):
 )
 def up(c, context=None, registry=None, recreate=False, dry_run=False, verbose=0, debug=False):
     """Bring the lab up: registry, kind, Istio, Argo CD, Gitea, the apps. Re-run to resume."""
-    cli.run_task(
+    _run(
+        c,
         "lab.up",
-        functools.partial(
-            operations.up, context=context, registry=registry, recreate=recreate, dry_run=dry_run
-        ),
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
+        operations.up,
+        verbose,
+        debug,
+        context=context,
+        registry=registry,
+        recreate=recreate,
+        dry_run=dry_run,
     )
 
 
@@ -77,29 +77,21 @@ def up(c, context=None, registry=None, recreate=False, dry_run=False, verbose=0,
 )
 def down(c, keep_registry=False, dry_run=False, verbose=0, debug=False):
     """Remove the lab and verify nothing of it remains."""
-    cli.run_task(
-        "lab.down",
-        functools.partial(operations.down, keep_registry=keep_registry, dry_run=dry_run),
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
+    _run(
+        c, "lab.down", operations.down, verbose, debug, keep_registry=keep_registry, dry_run=dry_run
     )
 
 
 @task(incrementable=["verbose"], help=VERBOSE)
 def status(c, verbose=0, debug=False):
     """Show each component of the lab: registry, cluster, Istio, apps, Gitea, URLs."""
-    cli.run_task(
-        "lab.status", operations.status, overrides=_lab_settings(c), verbose=verbose, debug=debug
-    )
+    _run(c, "lab.status", operations.status, verbose, debug)
 
 
 @task(incrementable=["verbose"], help=VERBOSE)
 def creds(c, verbose=0, debug=False):
     """Print the Gitea, Argo CD and app admin credentials of this lab."""
-    cli.run_task(
-        "lab.creds", operations.creds, overrides=_lab_settings(c), verbose=verbose, debug=debug
-    )
+    _run(c, "lab.creds", operations.creds, verbose, debug)
 
 
 @task(
@@ -114,13 +106,8 @@ def creds(c, verbose=0, debug=False):
 )
 def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
     """Download the pinned kind, istioctl, kubectl and kustomize into .lab/bin/, verified."""
-    cli.run_task(
-        "lab.tools",
-        functools.partial(lab_tools.install_tools, only=only or (), force=force, mirror=mirror),
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
-    )
+    _run(c, "lab.tools", lab_tools.install_tools, verbose, debug, only=only or (), force=force,
+         mirror=mirror)  # fmt: skip
 
 
 lab = Collection("lab", doctor, config, up, down, status, creds, tools)
@@ -136,34 +123,6 @@ PIPELINE_HELP = {
 }
 
 
-def _pipeline(
-    c, name, start, stop, sha, runner, strict, lenient, offline, allow_dirty, verbose, debug
-):
-    options = pipeline_options(
-        sha=sha,
-        start=start,
-        stop=stop,
-        runner=runner,
-        strict=strict,
-        lenient=lenient,
-        offline=offline,
-        allow_dirty=allow_dirty,
-    )
-    cli.run_task(
-        name,
-        functools.partial(operations.pipeline, options=options),
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
-    )
-
-
-def pipeline_options(**kwargs):
-    from lab.operations import pipeline_options as build
-
-    return build(**kwargs)
-
-
 @task(
     name="run",
     incrementable=["verbose"],
@@ -172,61 +131,22 @@ def pipeline_options(**kwargs):
         "from_": "resume from this stage (quality, build, scan, deploy-dev, smoke, promote)",
     },
 )
-def run_(
-    c,
-    sha=None,
-    from_=None,
-    runner="docker",
-    strict=False,
-    lenient=False,
-    offline=False,
-    allow_dirty=False,
-    verbose=0,
-    debug=False,
-):
+def run_(c, sha=None, from_=None, runner="docker", strict=False, lenient=False,
+         offline=False, allow_dirty=False, verbose=0, debug=False):  # fmt: skip
     """Run the whole flow: quality, build, scan, deploy dev, smoke, promote (a pull request)."""
-    _pipeline(
-        c,
-        "pipeline.run",
-        from_,
-        None,
-        sha,
-        runner,
-        strict,
-        lenient,
-        offline,
-        allow_dirty,
-        verbose,
-        debug,
-    )
+    _run(c, "pipeline.run", operations.pipeline, verbose, debug, start=from_, stop=None,
+         sha=sha, runner=runner, strict=strict, lenient=lenient, offline=offline,
+         allow_dirty=allow_dirty)  # fmt: skip
 
 
 def _stage_task(stage, doc):
-    def body(
-        c,
-        sha=None,
-        runner="docker",
-        strict=False,
-        lenient=False,
-        offline=False,
-        allow_dirty=False,
-        verbose=0,
-        debug=False,
-    ):
-        _pipeline(
-            c,
-            f"pipeline.{stage}",
-            stage,
-            stage,
-            sha,
-            runner,
-            strict,
-            lenient,
-            offline,
-            allow_dirty,
-            verbose,
-            debug,
-        )
+    """`pipeline.<stage>`: the pipeline from `stage` up to and including `stage`."""
+
+    def body(c, sha=None, runner="docker", strict=False, lenient=False, offline=False,
+             allow_dirty=False, verbose=0, debug=False):  # fmt: skip
+        _run(c, f"pipeline.{stage}", operations.pipeline, verbose, debug, start=stage,
+             stop=stage, sha=sha, runner=runner, strict=strict, lenient=lenient,
+             offline=offline, allow_dirty=allow_dirty)  # fmt: skip
 
     body.__doc__ = doc
     return task(body, name=stage, incrementable=["verbose"], help=PIPELINE_HELP)
@@ -235,13 +155,7 @@ def _stage_task(stage, doc):
 @task(incrementable=["verbose"], help={**VERBOSE, "sha": "the promoted commit (default: HEAD)"})
 def approve(c, sha=None, verbose=0, debug=False):
     """Merge the promotion pull request, wait for prod to sync, smoke-test prod."""
-    cli.run_task(
-        "pipeline.approve",
-        functools.partial(operations.approve, sha=sha),
-        overrides=_lab_settings(c),
-        verbose=verbose,
-        debug=debug,
-    )
+    _run(c, "pipeline.approve", operations.approve, verbose, debug, sha=sha)
 
 
 pipeline = Collection(

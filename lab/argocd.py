@@ -168,4 +168,3 @@ def application_status(app: dict[str, Any]) -> tuple[str, str, str]:
         str(health.get("status", "Unknown")),
         str(sync.get("revision", ""))[:12],
     )
-

@@ -119,10 +119,15 @@ def cluster_exists(config: Config) -> bool:
 def create_cluster(config: Config, config_path: str) -> None:
     proc.run(
         (
-            "kind", "create", "cluster",
-            "--name", config.cluster_name,
-            "--config", config_path,
-            "--wait", "120s",
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            config.cluster_name,
+            "--config",
+            config_path,
+            "--wait",
+            "120s",
         ),
         timeout=config.cluster_timeout,
         mutates=True,

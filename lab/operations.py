@@ -98,14 +98,30 @@ class PipelineRequest:
     stop: str | None  # run only up to and including this stage
 
 
-def pipeline(ctx: Context, *, options: PipelineRequest) -> None:
+def pipeline(
+    ctx: Context,
+    *,
+    start: str | None,
+    stop: str | None,
+    sha: str | None,
+    runner: str,
+    strict: bool,
+    lenient: bool,
+    offline: bool,
+    allow_dirty: bool,
+) -> None:
+    """`pipeline.run` (from `start`), or one stage (`start` = `stop`)."""
+    request = pipeline_options(
+        sha=sha, start=start, stop=stop, runner=runner, strict=strict, lenient=lenient,
+        offline=offline, allow_dirty=allow_dirty,
+    )  # fmt: skip
     stages = pipeline_module.STAGES
-    if options.stop is not None:
+    if request.stop is not None:
         names = [name for name, _ in stages]
-        if options.stop not in names:
-            raise LabError(f"unknown stage {options.stop!r}", hint=f"stages: {', '.join(names)}")
-        stages = stages[: names.index(options.stop) + 1]
-    pipeline_module.pipeline_run(ctx, options.options, stages)
+        if request.stop not in names:
+            raise LabError(f"unknown stage {request.stop!r}", hint=f"stages: {', '.join(names)}")
+        stages = stages[: names.index(request.stop) + 1]
+    pipeline_module.pipeline_run(ctx, request.options, stages)
 
 
 def approve(ctx: Context, *, sha: str | None) -> None:

@@ -70,3 +70,18 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTool:
         return script
 
     return make
+
+
+def require_docker() -> object:
+    """The Docker client, or a clear stop: a failure in CI (which starts Docker, so its
+    absence is a broken install step), a skip with the reason on a developer machine."""
+    from lab import engine
+    from lab.errors import LabError
+
+    try:
+        return engine.client()
+    except LabError as error:
+        message = f"no Docker Engine here ({error.message}); .ci/tools/dockerd.sh starts one"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

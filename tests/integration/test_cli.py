@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 from lab import proc
-from tests.conftest import REPO
+from tests.conftest import REPO, require_docker
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
@@ -92,10 +89,8 @@ def test_no_color_when_not_a_terminal(tmp_path: Path) -> None:
     assert "\x1b[" not in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(
-    not os.path.exists("/var/run/docker.sock"), reason="no Docker daemon socket on this machine"
-)
 def test_doctor_with_a_running_docker_reports_its_memory(tmp_path: Path) -> None:
+    require_docker()
     result = _invoke(_project(tmp_path), "lab.doctor", env={"COLUMNS": "200"})
     out = result.stdout + result.stderr
     assert "Docker memory" in out and "GiB" in out

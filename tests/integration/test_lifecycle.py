@@ -15,7 +15,7 @@ import pytest
 from lab import cli, config, engine, lifecycle, proc
 from lab.errors import LabError
 from lab.ui import UI
-from tests.conftest import REPO
+from tests.conftest import REPO, require_docker
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
 KIND_VERSION = "kind v0.32.0 go1.25.7 linux/amd64\n"
@@ -116,12 +116,7 @@ def test_bring_your_own_cluster_skips_kind_and_the_registry(tmp_path: Path) -> N
 
 
 def _docker():
-    try:
-        return engine.client()
-    except LabError as error:
-        pytest.skip(
-            f"no Docker Engine here ({error.message}); CI starts one with .ci/tools/dockerd.sh"
-        )
+    return require_docker()
 
 
 def _empty_image(client) -> str:
