@@ -1,10 +1,10 @@
-import { useRef, useState } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
 import { login } from '../api.js';
 import { Field } from '../components/Field.jsx';
 import { Heading } from '../components/Heading.jsx';
 import { ErrorNotice, InfoNotice } from '../components/Notice.jsx';
 import { useSession } from '../session.js';
+import { useCredentialsForm } from '../useCredentialsForm.js';
 import { validateLogin } from '../validation.js';
 
 export function Login() {
@@ -12,39 +12,16 @@ export function Login() {
   const location = useLocation();
   const { signIn } = useSession();
   const notice = location.state?.notice;
-  const [values, setValues] = useState({ username: location.state?.username ?? '', password: '' });
-  const [fieldErrors, setFieldErrors] = useState({});
-  const [failure, setFailure] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const usernameRef = useRef(null);
-  const passwordRef = useRef(null);
-
-  const update = (event) => setValues((v) => ({ ...v, [event.target.name]: event.target.value }));
-
-  async function submit() {
-    const errors = validateLogin(values);
-    setFieldErrors(errors);
-    setFailure(null);
-    if (errors.username) return usernameRef.current?.focus();
-    if (errors.password) return passwordRef.current?.focus();
-
-    setBusy(true);
-    try {
-      const token = await login(values.username, values.password);
-      signIn(token);
+  const form = useCredentialsForm(
+    { username: location.state?.username ?? '', password: '' },
+    validateLogin,
+    async (values) => {
+      signIn(await login(values.username, values.password));
       navigate('/welcome', { replace: true });
-    } catch (error) {
-      setFailure(error);
-      setBusy(false);
-    }
-  }
-
-  const onSubmit = (event) => {
-    event.preventDefault();
-    submit();
-  };
-
-  const retryable = failure && (failure.kind !== 'http' || failure.status >= 500);
+    },
+  );
+  const { values, fieldErrors, failure, busy, usernameRef, passwordRef, update, submit } = form;
+  const { onSubmit, retryable } = form;
   const message =
     failure?.status === 401 ? 'The username or password is not correct.' : failure?.message;
 

@@ -1,31 +1,17 @@
-import { useRef, useState } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { register } from '../api.js';
 import { Field } from '../components/Field.jsx';
 import { Heading } from '../components/Heading.jsx';
 import { ErrorNotice } from '../components/Notice.jsx';
+import { useCredentialsForm } from '../useCredentialsForm.js';
 import { PASSWORD_HINT, USERNAME_HINT, validateRegistration } from '../validation.js';
 
 export function Register() {
   const navigate = useNavigate();
-  const [values, setValues] = useState({ username: '', password: '' });
-  const [fieldErrors, setFieldErrors] = useState({});
-  const [failure, setFailure] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const usernameRef = useRef(null);
-  const passwordRef = useRef(null);
-
-  const update = (event) => setValues((v) => ({ ...v, [event.target.name]: event.target.value }));
-
-  async function submit() {
-    const errors = validateRegistration(values);
-    setFieldErrors(errors);
-    setFailure(null);
-    if (errors.username) return usernameRef.current?.focus();
-    if (errors.password) return passwordRef.current?.focus();
-
-    setBusy(true);
-    try {
+  const form = useCredentialsForm(
+    { username: '', password: '' },
+    validateRegistration,
+    async (values) => {
       const account = await register(values.username, values.password);
       navigate('/login', {
         state: {
@@ -33,19 +19,10 @@ export function Register() {
           notice: `Account ${account.username} created in group ${account.group}. Log in to continue.`,
         },
       });
-    } catch (error) {
-      setFailure(error);
-      setBusy(false);
-    }
-  }
-
-  const onSubmit = (event) => {
-    event.preventDefault();
-    submit();
-  };
-
-  // Retrying makes sense when the backend was down, not when it refused the input.
-  const retryable = failure && (failure.kind !== 'http' || failure.status >= 500);
+    },
+  );
+  const { values, fieldErrors, failure, busy, usernameRef, passwordRef, update, submit } = form;
+  const { onSubmit, retryable } = form;
 
   return (
     <>
