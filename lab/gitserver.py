@@ -42,9 +42,13 @@ ARGOCD_WEBHOOK_URL = "http://argocd-server.argocd.svc.cluster.local/api/webhook"
 # organisations, and the user itself (to check who the token belongs to).
 TOKEN_SCOPES = ("write:repository", "write:organization", "write:user")
 
-# Gitea answers 405 ("Please try again later") or 409 while it is still checking whether a
-# freshly pushed pull request can be merged.
-_MERGE_RETRY_STATUSES = frozenset({405, 409})
+# What Gitea's merge endpoint (routers/api/v1/repo/pull.go, MergePullRequest) answers
+# when trying again can succeed: 405 "Please try again later" while it is still checking
+# whether a freshly pushed pull request can be merged, and 409 "merge push out of date"
+# when the base moved while it merged. Every other 405/409 is final: "head out of date"
+# (not the expected commit), merge conflicts, not allowed, work in progress.
+_MERGE_ANSWERS = frozenset({405, 409})
+_MERGE_RETRY_MESSAGES = frozenset({"please try again later", "merge push out of date"})
 _READ_RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6)
 
 
@@ -319,9 +323,10 @@ class GitServer:
     ) -> PullRequest:
         """Merge pull request `number` (a merge commit) and return it, verified `merged`.
 
-        Right after a push Gitea may still be checking mergeability and answers 405/409;
-        those are retried until `timeout`. `expected_head` refuses to merge anything but
-        that commit. Merging a merged pull request returns it unchanged.
+        Right after a push Gitea may still be checking mergeability ("Please try again
+        later"), and the base may move under a merge ("merge push out of date"): only
+        those answers are retried, until `timeout`; a real conflict or a head that is not
+        `expected_head` fails at once. Merging a merged pull request returns it unchanged.
         """
         path = f"/repos/{org}/{repo}/pulls/{number}/merge"
         payload: dict[str, Any] = {"Do": "merge", "delete_branch_after_merge": delete_branch}
@@ -341,9 +346,16 @@ class GitServer:
                     "without being merged",
                     hint=f"reopen it in Gitea ({current.url}) or run the promotion again",
                 )
-            response = self._request("POST", path, json=payload, allow=_MERGE_RETRY_STATUSES)
-            if response.status_code not in _MERGE_RETRY_STATUSES:
+            response = self._request("POST", path, json=payload, allow=_MERGE_ANSWERS)
+            if response.status_code not in _MERGE_ANSWERS:
                 break
+            if not merge_retryable(response.status_code, _message(response)):
+                raise LabError(
+                    f"Gitea at {self.base_url} would not merge pull request #{number} in "
+                    f"{org}/{repo} (HTTP {response.status_code}: {_message(response)})",
+                    hint=f"open {current.url} to see why (conflicts? branch protection? "
+                    "a newer push to the branch?)",
+                )
             if time.monotonic() >= deadline:
                 raise LabError(
                     f"Gitea at {self.base_url} would not merge pull request #{number} in "
@@ -483,6 +495,11 @@ def _hook_payload(url: str, secret: str | None) -> dict[str, Any]:
         "branch_filter": "*",
         "active": True,
     }
+
+
+def merge_retryable(status: int, message: str) -> bool:
+    """Whether Gitea's answer to a merge says that trying again can succeed (pure)."""
+    return status in _MERGE_ANSWERS and message.strip().lower() in _MERGE_RETRY_MESSAGES
 
 
 def _message(response: httpx.Response) -> str:

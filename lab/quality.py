@@ -118,6 +118,12 @@ CHECKS: Mapping[str, tuple[Check, ...]] = MappingProxyType({
     ),
     "monitor": (
         Check("venv", ("python3.11", "-m", "venv", ".venv"), SETUP),
+        # The interpreter's bundled pip may be too old for the hashed locks (Python
+        # 3.11.7's pip 23.2 refuses pytest-cov's `coverage[toml]`): the pinned pip first.
+        Check("pip bootstrap", (".venv/bin/python", "-m", "pip", "install", "--quiet",
+                                "--disable-pip-version-check", "--require-hashes",
+                                "-r", "requirements-pip.txt"),
+              SETUP, env={"PIP_ROOT_USER_ACTION": "ignore"}),
         # --no-compile: modules are byte-compiled when first imported, not all up front.
         Check("pip install", (".venv/bin/python", "-m", "pip", "install", "--quiet",
                               "--no-compile", "--require-hashes", "-r", "requirements.txt",
@@ -216,6 +222,24 @@ def verdict_line(output: str) -> str:
     return ""
 
 
+_ERROR_PREFIXES = ("error", "fatal", "failed", "e: ", "npm error", "panic:", "traceback")
+DETAIL_LIMIT = 240
+
+
+def last_error_line(output: str) -> str:
+    """The line of a failed command's output that says why, for its table row (pure).
+
+    The last line that reads like an error (pip's ``ERROR: ...``, npm's ``npm error``,
+    Go's ``FAIL``), else the last non-empty line; cut to `DETAIL_LIMIT` characters.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    errors = [line for line in lines if line.lower().startswith(_ERROR_PREFIXES)]
+    line = errors[0] if errors else lines[-1]
+    return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1] + "…"
+
+
 def outcome(
     service: str,
     check: Check,
@@ -228,6 +252,9 @@ def outcome(
     """What one finished command means for its check (pure)."""
     name = f"{service}: {check.name}"
     status, detail = Status.FAILED, f"exit {returncode}"
+    reason = last_error_line(output)
+    if reason:
+        detail = f"exit {returncode}: {reason}"
     if timed_out:
         detail = f"timed out after {check.timeout:g}s"
     elif check.kind is AUDIT:

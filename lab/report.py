@@ -149,7 +149,13 @@ def to_html(report: RunReport) -> str:
             continue
         rows = "".join(
             f'<tr><td class="{c.status.value}">{c.status.mark} {e(c.status.value)}</td>'
-            f"<td>{e(c.name)}</td><td>{c.duration:.1f}s</td><td>{e(c.detail)}</td></tr>"
+            f"<td>{e(c.name)}</td><td>{c.duration:.1f}s</td><td>{e(c.detail)}"
+            + (
+                f"<details><summary>output</summary><pre>{e(c.output)}</pre></details>"
+                if c.output and c.status is not Status.PASSED
+                else ""
+            )
+            + "</td></tr>"
             for c in stage.checks
         )
         sections.append(

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 CHEAP = (
     *(check.name for check in quality.CHECKS["backend"]),
     "venv",
+    "pip bootstrap",
     "pip install",
     "black",
     "isort",
@@ -73,6 +74,7 @@ def test_host_runner_runs_every_backend_check_and_cheap_others(tmp_path: Path) -
         "backend: go test",
         "backend: govulncheck",
         "monitor: venv",
+        "monitor: pip bootstrap",
         "monitor: pip install",
         "monitor: black",
         "monitor: isort",

@@ -125,7 +125,12 @@ GOFMT = CHECKS["backend"][0]
             Status.FAILED,
             "ERROR: pip-audit exited 2 without a report (boom)",
         ),
-        (127, "bash: scripts/audit.sh: No such file or directory\n", Status.FAILED, "exit 127"),
+        (
+            127,
+            "bash: scripts/audit.sh: No such file or directory\n",
+            Status.FAILED,
+            "exit 127: bash: scripts/audit.sh: No such file or directory",
+        ),
     ],
 )
 def test_audit_exit_codes_follow_the_contract(
@@ -161,7 +166,36 @@ def test_a_failure_keeps_only_the_tail_of_the_output() -> None:
     result = quality.outcome("monitor", check, 1, output, 3.0)
     kept = result.output.splitlines()
     assert len(kept) == quality.OUTPUT_TAIL_LINES and kept[-1] == "line 199"
-    assert result.detail == "exit 1"
+    assert result.detail == "exit 1: line 199"
+
+
+PIP_23_REFUSAL = """\
+ERROR: In --require-hashes mode, all requirements must have their versions pinned with ==. These do not:
+    coverage[toml]>=7.10.6 from https://files.pythonhosted.org/packages/c3/f8/coverage-7.17.5-cp311-cp311-manylinux1_x86_64.whl (from pytest-cov==7.1.0->-r requirements-dev.txt (line 624))
+"""
+
+
+def test_a_failed_check_says_why_in_its_row_not_only_its_exit_code() -> None:
+    check = Check("pip install", ("pip", "install"), SETUP)
+    result = quality.outcome("monitor", check, 1, PIP_23_REFUSAL, 3.0)
+    assert result.detail.startswith("exit 1: ERROR: In --require-hashes mode, all requirements")
+    assert len(result.detail) <= len("exit 1: ") + quality.DETAIL_LIMIT
+    assert "coverage[toml]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("output", "line"),
+    [
+        ("", ""),
+        ("\n  \n", ""),
+        ("building\nnpm error code ERESOLVE\nnpm error peer dep\n", "npm error code ERESOLVE"),
+        ("ok 1\nok 2\nsomething odd\n", "something odd"),
+        ("E: Unable to locate package redis-server\n", "E: Unable to locate package redis-server"),
+        ("x" * 500, "x" * (quality.DETAIL_LIMIT - 1) + "…"),
+    ],
+)
+def test_last_error_line_picks_the_line_that_says_why(output: str, line: str) -> None:
+    assert quality.last_error_line(output) == line
 
 
 # -- statuses and summary -----------------------------------------------------------------
@@ -304,7 +338,7 @@ def test_a_failed_setup_skips_the_rest_of_the_service_with_the_reason(tmp_path: 
         ("svc: tests", S),
         ("svc: audit", S),
     ]
-    assert results[0].detail == "exit 2"
+    assert results[0].detail == "exit 2: E: no network"
     assert results[0].output == "resolving\nE: no network"
     assert results[1].detail == "setup step 'install' failed"
 

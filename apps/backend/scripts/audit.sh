@@ -19,6 +19,14 @@ version="${GOVULNCHECK_VERSION:-v1.9.0}"
 cd "$(dirname "$0")/.." || exit 2
 
 bin="${GOVULNCHECK:-}"
+if [[ -n "$bin" && ! -x "$bin" ]]; then
+    echo "ERROR: GOVULNCHECK=$bin is not an executable file: unset it, or point it at govulncheck"
+    exit 2
+fi
+if [[ -z "$bin" ]] && ! command -v go >/dev/null 2>&1; then
+    echo "ERROR: go is not installed, so govulncheck cannot be: install Go 1.26 (see apps/backend/README.md), or set GOVULNCHECK to a govulncheck binary"
+    exit 2
+fi
 if [[ -z "$bin" ]]; then
     gobin="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/govulncheck/$version"
     bin="$gobin/govulncheck"

@@ -3,6 +3,7 @@
 //   0  OK: ...            the advisory database was consulted; nothing high or critical
 //   1  FAIL: ...          high or critical findings, or npm audit could not run at all
 //   3  UNVERIFIED: vulnerability database unreachable (...)
+//   2  ERROR: ...         npm itself is missing or cannot start
 // npm itself exits 1 both for findings and for an unreachable registry, so we read its
 // JSON report instead of its exit code.
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import path from 'node:path';
 export const OK = 0;
 export const FAIL = 1;
 export const UNVERIFIED = 3;
+export const ERROR = 2; // the audit could not run at all (npm missing)
 
 const NETWORK_HINTS =
   /request to .* failed|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|socket hang up|audit endpoint|network/i;
@@ -91,8 +93,14 @@ export function runAudit({ cwd, extraArgs = [], env = process.env, timeoutMs = 1
   if (result.error?.code === 'ETIMEDOUT') {
     return unverified(`npm audit timed out after ${Math.round(timeoutMs / 1000)} s`);
   }
+  if (result.error?.code === 'ENOENT') {
+    return {
+      code: ERROR,
+      line: 'ERROR: npm is not installed (not found on PATH): install Node.js 20 with npm, e.g. `apt-get install nodejs npm`',
+    };
+  }
   if (result.error) {
-    return { code: FAIL, line: `FAIL: could not start npm audit: ${result.error.message}` };
+    return { code: ERROR, line: `ERROR: could not start npm audit: ${result.error.message}` };
   }
   return classifyAudit({ stdout: result.stdout, stderr: result.stderr });
 }

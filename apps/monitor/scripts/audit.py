@@ -83,6 +83,16 @@ def verdict(returncode: int, report_text: str | None, stderr: str) -> tuple[int,
     return 0, f"OK: {len(dependencies)} pinned packages checked, no known vulnerabilities"
 
 
+def missing_tool(executable: Path) -> str:
+    """One line saying pip-audit is missing and how to get it, or "" when it is there."""
+    if executable.is_file() and executable.stat().st_mode & 0o111:
+        return ""
+    return (
+        f"ERROR: pip-audit is not installed ({executable} is missing): "
+        "run `make venv` in apps/monitor, or run this script with the venv's python"
+    )
+
+
 def main(argv: list[str]) -> int:
     """Run pip-audit and print one verdict line."""
     extra: list[str] = []
@@ -90,6 +100,10 @@ def main(argv: list[str]) -> int:
         extra = argv[argv.index("--") + 1 :]
         argv = argv[: argv.index("--")]
     requirements = argv[0] if argv else "requirements.txt"
+    missing = missing_tool(Path(sys.executable).with_name("pip-audit"))
+    if missing:
+        print(missing)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         command = pip_audit_argv(requirements, report, extra)

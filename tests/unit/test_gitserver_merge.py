@@ -1,0 +1,27 @@
+"""Which answers of Gitea's merge endpoint are worth trying again (Gitea 1.26's
+routers/api/v1/repo/pull.go, MergePullRequest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.gitserver import merge_retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "retry"),
+    [
+        (405, "Please try again later", True),  # still checking mergeability
+        (409, "merge push out of date", True),  # the base moved while merging
+        (409, "head out of date", False),  # not the commit we were asked to merge
+        (409, "Merge Conflict: conflicting files", False),
+        (405, "User not allowed to merge PR", False),
+        (405, "Work in progress PRs cannot be merged", False),
+        (405, "The PR is already merged", False),
+        (422, "Please try again later", False),
+    ],
+)
+def test_only_what_gitea_says_can_succeed_later_is_retried(
+    status: int, message: str, retry: bool
+) -> None:
+    assert merge_retryable(status, message) is retry
