@@ -49,15 +49,51 @@ def fetch_install_manifest(config: Config, cache_dir: Path) -> str:
 
 
 def install_objects(manifest: str) -> list[dict[str, Any]]:
-    """The manifest's objects, namespaced into `argocd` where the manifest leaves it open."""
+    """The manifest's objects, namespaced into `argocd` where the manifest leaves it open.
+
+    Dex is left out: it serves single sign-on, which the lab does not use, and without it
+    there is one image less to fetch and one server less holding cluster credentials.
+    """
     objects = []
     for doc in yaml.safe_load_all(manifest):
         if not isinstance(doc, dict) or not doc.get("kind"):
+            continue
+        if _is_dex(doc):
             continue
         if doc["kind"] not in _CLUSTER_SCOPED:
             doc.setdefault("metadata", {}).setdefault("namespace", NAMESPACE)
         objects.append(doc)
     return objects
+
+
+def _is_dex(doc: dict[str, Any]) -> bool:
+    metadata = doc.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    return bool(
+        str(metadata.get("name", "")).startswith("argocd-dex-server")
+        or labels.get("app.kubernetes.io/name") == "argocd-dex-server"
+    )
+
+
+def with_lab_settings(objects: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    """The install's objects with lab's additions, one object per name (pure).
+
+    Lab's `data` is merged *into* the install's own ConfigMaps (argocd-cmd-params-cm
+    arrives empty): applying the install's empty copy after lab's under the same field
+    manager would make server-side apply remove `server.insecure` again, and the UI and
+    Gitea's webhook would then meet a self-signed HTTPS redirect.
+    """
+    extras = {(o["kind"], o["metadata"]["name"]): o for o in lab_objects(config)}
+    merged = []
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"]["name"])
+        extra = extras.pop(key, None)
+        if extra is not None and obj["kind"] == "ConfigMap":
+            obj = {**obj, "data": {**(obj.get("data") or {}), **(extra.get("data") or {})}}
+        elif extra is not None:
+            obj = extra
+        merged.append(obj)
+    return [*extras.values(), *merged]
 
 
 _CLUSTER_SCOPED = frozenset(
@@ -135,7 +171,9 @@ def project_and_applications(config: Config, gitops_dir: Path) -> list[dict[str,
             if isinstance(doc, dict) and doc.get("kind") in ("AppProject", "Application"):
                 _set_repo_url(doc, config.gitops_repo_url)
                 objects.append(doc)
-    return objects
+    # Projects first: an Application applied before its AppProject exists is reported
+    # InvalidSpecError by Argo CD until the next reconcile.
+    return sorted(objects, key=lambda doc: doc["kind"] != "AppProject")
 
 
 def _set_repo_url(doc: dict[str, Any], url: str) -> None:

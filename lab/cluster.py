@@ -25,6 +25,21 @@ REGISTRY_INTERNAL_PORT = 5000
 CERTS_DIR = "/etc/containerd/certs.d"
 CONFIG_HASH_LABEL = "lab.dev/config-hash"
 
+# The registries the nodes' containerd pulls through the lab registry first, each under
+# a path prefix of its own (<lab registry>/v2/<upstream>/...), falling back to the
+# upstream when the lab registry lacks an image. Istio's hub is docker.io/istio; Argo
+# CD's redis comes from public.ecr.aws. An image pushed to the lab registry under its
+# mirror path (`mirror_reference`) is never downloaded again: that is how an offline
+# bundle, and our CI's images built from source, reach the cluster.
+MIRRORED_REGISTRIES: dict[str, str] = {
+    "docker.io": "https://registry-1.docker.io",
+    "quay.io": "https://quay.io",
+    "ghcr.io": "https://ghcr.io",
+    "registry.k8s.io": "https://registry.k8s.io",
+    "docker.gitea.com": "https://docker.gitea.com",
+    "public.ecr.aws": "https://public.ecr.aws",
+}
+
 # -- pure renderers -----------------------------------------------------------------------
 
 
@@ -56,11 +71,43 @@ def kind_config(config: Config) -> dict[str, Any]:
             }
         ],
         # containerd reads per-registry hosts.toml files from this directory; we write
-        # one for localhost:<registry_port> on each node (kind's local-registry recipe).
+        # one for localhost:<registry_port> on each node (kind's local-registry recipe),
+        # and one per mirrored upstream.
         "containerdConfigPatches": [
-            f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{CERTS_DIR}"\n'
+            f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{CERTS_DIR}"\n',
+            *([config.kind_containerd_patch] if config.kind_containerd_patch.strip() else []),
         ],
+        **(
+            {"kubeadmConfigPatches": kubeadm_patches(config.kind_kubeadm_patch)}
+            if config.kind_kubeadm_patch.strip()
+            else {}
+        ),
     }
+
+
+def kubeadm_patches(text: str) -> list[str]:
+    """The `---`-separated YAML documents of a kubeadm patch setting, each checked (pure)."""
+    patches = []
+    for document in text.split("\n---"):
+        document = document.strip().removeprefix("---").strip()
+        if not document:
+            continue
+        try:
+            parsed = yaml.safe_load(document)
+        except yaml.YAMLError as error:
+            raise LabError(
+                "setting 'kind_kubeadm_patch' is not valid YAML",
+                hint="give kubeadm configuration documents separated by '---'",
+                output_tail=str(error),
+            ) from error
+        if not isinstance(parsed, dict) or "kind" not in parsed:
+            raise LabError(
+                "setting 'kind_kubeadm_patch' holds a document without a `kind`",
+                hint="each document is a kubeadm or kubelet configuration, e.g. "
+                "`kind: KubeletConfiguration`",
+            )
+        patches.append(document + "\n")
+    return patches
 
 
 def settings_hash(config: Config) -> str:
@@ -76,6 +123,8 @@ def settings_hash(config: Config) -> str:
             config.gitea_http_port,
             config.argocd_node_port,
             config.argocd_http_port,
+            config.kind_containerd_patch,
+            config.kind_kubeadm_patch,
         )
     )
     return hashlib.sha256(pinned.encode()).hexdigest()[:16]
@@ -84,6 +133,58 @@ def settings_hash(config: Config) -> str:
 def registry_hosts_toml(config: Config) -> str:
     """containerd's hosts.toml sending `localhost:<port>` pulls to the registry container."""
     return f'[host."http://{config.registry_name}:{REGISTRY_INTERNAL_PORT}"]\n'
+
+
+def mirror_hosts_toml(config: Config, upstream: str) -> str:
+    """containerd's hosts.toml for `upstream`: the lab registry's prefix, then upstream.
+
+    `override_path` makes containerd use the host's path as given, so pulls of
+    `<upstream>/<repo>` ask the lab registry for `<upstream>/<repo>`.
+    """
+    server = MIRRORED_REGISTRIES[upstream]
+    mirror = f"http://{config.registry_name}:{REGISTRY_INTERNAL_PORT}/v2/{upstream}"
+    return (
+        f'server = "{server}"\n\n'
+        f'[host."{mirror}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+        "  override_path = true\n"
+    )
+
+
+def node_hosts_files(config: Config) -> dict[str, str]:
+    """Every hosts.toml the nodes need, by the registry host it configures."""
+    files = {config.registry_host: registry_hosts_toml(config)}
+    for upstream in MIRRORED_REGISTRIES:
+        files[upstream] = mirror_hosts_toml(config, upstream)
+    return files
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """An image reference as (registry host, the rest), with Docker's defaults (pure).
+
+    `redis:7` is docker.io/library/redis:7; `istio/pilot:1.30.0` is docker.io/istio/...;
+    a first component with a dot or colon, or `localhost`, is a registry host.
+    """
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    if not rest:
+        return "docker.io", f"library/{reference}"
+    return "docker.io", reference
+
+
+def mirror_reference(config: Config, reference: str) -> str:
+    """Where an upstream image goes in the lab registry so the nodes pull it from there.
+
+    `quay.io/argoproj/argocd:v3.6.1` → `localhost:5001/quay.io/argoproj/argocd:v3.6.1`.
+    """
+    host, rest = split_reference(reference)
+    if host not in MIRRORED_REGISTRIES:
+        raise LabError(
+            f"image {reference} is from {host}, which the lab registry does not mirror",
+            hint=f"mirrored registries: {', '.join(MIRRORED_REGISTRIES)}",
+        )
+    return f"{config.registry_host}/{host}/{rest}"
 
 
 def registry_hosting_configmap(config: Config) -> dict[str, Any]:
@@ -225,23 +326,26 @@ def connect_registry(client: docker.DockerClient, config: Config) -> str:
 
 
 def wire_nodes(client: docker.DockerClient, config: Config) -> str:
-    """Write containerd's hosts.toml for the registry on each node (idempotent)."""
-    wanted = registry_hosts_toml(config)
-    directory = f"{CERTS_DIR}/{config.registry_host}"
+    """Write containerd's hosts.toml files on each node: the lab registry and its mirrors.
+
+    Idempotent; containerd reads a new hosts.toml without a restart.
+    """
     changed = 0
     for name in node_names(config):
         node = client.containers.get(name)
-        current = node.exec_run(["cat", f"{directory}/hosts.toml"])
-        if current.exit_code == 0 and current.output.decode() == wanted:
-            continue
-        if proc.dry_run_enabled():
-            proc.plan(f"write {directory}/hosts.toml on node {name}")
+        for host, wanted in node_hosts_files(config).items():
+            directory = f"{CERTS_DIR}/{host}"
+            current = node.exec_run(["cat", f"{directory}/hosts.toml"])
+            if current.exit_code == 0 and current.output.decode() == wanted:
+                continue
+            if proc.dry_run_enabled():
+                proc.plan(f"write {directory}/hosts.toml on node {name}")
+                changed += 1
+                continue
+            node.exec_run(["mkdir", "-p", directory])
+            node.put_archive(directory, _tar_one("hosts.toml", wanted))
             changed += 1
-            continue
-        node.exec_run(["mkdir", "-p", directory])
-        node.put_archive(directory, _tar_one("hosts.toml", wanted))
-        changed += 1
-    return f"configured {changed} node(s)" if changed else "already configured"
+    return f"wrote {changed} hosts.toml file(s)" if changed else "already configured"
 
 
 def _tar_one(name: str, content: str) -> bytes:

@@ -29,6 +29,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from lab import cluster
+from lab.config import Config
+from lab.engine import unreachable as engine_error
 from lab.errors import LabError, tail
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -361,18 +364,70 @@ def push_images(
     for image in built:
         for reference in image.tags:
             repository, tag = reference.rsplit(":", 1)
-            try:
-                stream = engine.api.push(repository, tag=tag, stream=True, decode=True)
-                for chunk in stream:
-                    if "error" in chunk:
-                        raise _push_failure(image.service, reference, str(chunk["error"]))
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-                raise _push_failure(image.service, reference, str(error)) from error
+            _push(engine, image.service, repository, tag)
 
 
-def _push_failure(service: str, reference: str, reason: str) -> LabError:
+# Docker 28.3.3 ends a push that carries no X-Registry-Auth header with EOF (moby#50614,
+# docker-py#3348; fixed in 28.4): always send one, empty when there are no credentials.
+NO_CREDENTIALS: dict[str, str] = {}
+
+
+def _push(engine: docker.DockerClient, what: str, repository: str, tag: str) -> None:
+    reference = f"{repository}:{tag}"
+    try:
+        stream = engine.api.push(
+            repository, tag=tag, stream=True, decode=True, auth_config=NO_CREDENTIALS
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise _push_failure(what, reference, str(chunk["error"]))
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise _push_failure(what, reference, str(error)) from error
+
+
+def mirror_images(
+    engine: docker.DockerClient, config: Config, references: Sequence[str]
+) -> list[str]:
+    """Push local images into the lab registry under their mirror paths; returns those.
+
+    The nodes' containerd then pulls `quay.io/argoproj/argocd:v3.6.1` from
+    `localhost:5001/quay.io/argoproj/argocd:v3.6.1` and never from the internet. This is
+    the seam for images that arrive without the internet: an offline bundle, or our CI's
+    images built from source. Every reference must be present in the local engine.
+    """
+    missing = [reference for reference in references if not _present(engine, reference)]
+    if missing:
+        raise LabError(
+            f"{len(missing)} image(s) to mirror are not in the local Docker engine: "
+            + ", ".join(missing),
+            hint="pull or load them first (`docker pull`, `docker load`)",
+        )
+    pushed = []
+    for reference in references:
+        target = cluster.mirror_reference(config, reference)
+        repository, tag = target.rsplit(":", 1)
+        try:
+            engine.api.tag(reference, repository, tag=tag)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise _push_failure("mirrored", target, str(error)) from error
+        _push(engine, "mirrored", repository, tag)
+        pushed.append(target)
+    return pushed
+
+
+def _present(engine: docker.DockerClient, reference: str) -> bool:
+    try:
+        engine.images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise engine_error(error) from error
+    return True
+
+
+def _push_failure(what: str, reference: str, reason: str) -> LabError:
     return LabError(
-        f"pushing the {service} image {reference} failed: {_first_line(reason)}",
+        f"pushing the {what} image {reference} failed: {_first_line(reason)}",
         hint="check that the lab registry is running (`invoke lab.status`) and that Docker "
         f"reaches it at {reference.split('/', 1)[0]}",
         output_tail=tail(reason),

@@ -174,17 +174,17 @@ def ensure_istio(lab: Lab) -> str:
     if not proc.dry_run_enabled():
         ready = [
             lab.cluster().deployment_observation(mesh.ISTIO_NAMESPACE, name)
-            for name in mesh.CONTROL_PLANE
+            for name in mesh.control_plane(lab.config)
         ]
         if all(o.done for o in ready) and lab.state.get("istio") == lab.config.istio_version:
             return "already installed"
     operator = mesh.write_operator(lab.config, lab.config.state_path)
     mesh.install(lab.config, operator, lab.context)
     if proc.dry_run_enabled():
-        for name in mesh.CONTROL_PLANE:
+        for name in mesh.control_plane(lab.config):
             proc.plan(f"wait for Istio {name} to be ready")
         return f"planned (operator: {operator})"
-    for name in mesh.CONTROL_PLANE:
+    for name in mesh.control_plane(lab.config):
         lab.wait_for(
             f"Istio {name} to be ready",
             partial(_deployment_observation, lab, mesh.ISTIO_NAMESPACE, name),
@@ -220,7 +220,7 @@ def ensure_argocd(lab: Lab) -> str:
             partial(_crd_observation, lab, name),
             config.install_timeout,
         )
-    for obj in k8s.apply_order([*argocd.lab_objects(config), *rest]):
+    for obj in k8s.apply_order(argocd.with_lab_settings(rest, config)):
         apply(obj)
     for kind, name in argocd.WORKLOADS:
         lab.wait_for(
@@ -715,7 +715,7 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
     except LabError as error:
         rows.append(("Kubernetes API", "fail", error.message))
         return rows
-    for name in mesh.CONTROL_PLANE:
+    for name in mesh.control_plane(config):
         seen = target.deployment_observation(mesh.ISTIO_NAMESPACE, name)
         rows.append((f"Istio {name}", "ok" if seen.done else "fail", seen.seen))
     for app in ("demo-dev", "demo-prod"):

@@ -15,6 +15,15 @@ INGRESS_GATEWAY = "istio-ingressgateway"
 CONTROL_PLANE = ("istiod", INGRESS_GATEWAY)
 
 
+def has_data_plane(config: Config) -> bool:
+    return config.istio_data_plane == "sidecars"
+
+
+def control_plane(config: Config) -> tuple[str, ...]:
+    """The Deployments `lab.up` waits for: istiod, and the gateway when there is one."""
+    return CONTROL_PLANE if has_data_plane(config) else ("istiod",)
+
+
 def istio_operator(config: Config) -> dict[str, Any]:
     """The IstioOperator lab installs.
 
@@ -22,20 +31,28 @@ def istio_operator(config: Config) -> dict[str, Any]:
     port list is complete: Istio replaces the profile's list with ours, so a port left
     out here disappears. Native sidecars let Jobs in the mesh (the smoke test) complete.
     """
+    values: dict[str, Any] = {"pilot": {"env": {"ENABLE_NATIVE_SIDECARS": "true"}}}
+    if not has_data_plane(config):
+        # The injector's policy "disabled": namespaces keep their istio-injection label
+        # (the GitOps repository is the same), but no pod gets a sidecar.
+        values["global"] = {"proxy": {"autoInject": "disabled"}}
     return {
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
         "metadata": {"name": "lab", "namespace": ISTIO_NAMESPACE},
         "spec": {
             "profile": "demo",
+            # Pinned here: istioctl's own defaults follow its build, not lab's pins.
+            "hub": config.istio_hub,
+            "tag": config.istio_version,
             "meshConfig": {"accessLogFile": "/dev/stdout"},
-            "values": {"pilot": {"env": {"ENABLE_NATIVE_SIDECARS": "true"}}},
+            "values": values,
             "components": {
                 "egressGateways": [{"name": "istio-egressgateway", "enabled": False}],
                 "ingressGateways": [
                     {
                         "name": INGRESS_GATEWAY,
-                        "enabled": True,
+                        "enabled": has_data_plane(config),
                         "k8s": {
                             "service": {
                                 "type": "NodePort",

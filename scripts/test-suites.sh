@@ -65,10 +65,14 @@ suite lint make --no-print-directory lint
 [[ -f apps/frontend/Makefile ]] && suite frontend make --no-print-directory -C apps/frontend test
 [[ -f apps/frontend/Makefile ]] && suite frontend-browser make --no-print-directory -C apps/frontend e2e
 [[ -f apps/smoke/Makefile ]] && suite smoke make --no-print-directory -C apps/smoke test
-suite lab .venv/bin/pytest tests -m "not container and not e2e"
+suite lab .venv/bin/pytest tests -m "not container and not kind and not e2e"
 # A marker with no tests makes pytest exit 5, which counts as a failure: these tiers run
 # once their test files exist.
 compgen -G "tests/container/test_*.py" >/dev/null && suite container .venv/bin/pytest tests -m container -rs
+# The kind tier: its artifacts are built from Go modules and Debian packages, once, and
+# cached under ~/.cache/lab/kind (cold: about an hour on 2 cores; warm: seconds).
+compgen -G "tests/kind/test_*.py" >/dev/null && suite kind-images .ci/tools/kind/build.sh
+compgen -G "tests/kind/test_*.py" >/dev/null && suite kind .venv/bin/pytest tests -m kind -rs -v --durations=0
 compgen -G "tests/e2e/test_*.py" >/dev/null && suite e2e .venv/bin/pytest tests -m e2e -rs
 # The audit scripts are called directly: make would turn their exit 3 into its own 2.
 [[ -f apps/backend/scripts/audit.sh ]] && audit backend-audit bash -c 'cd apps/backend && bash scripts/audit.sh'

@@ -158,6 +158,7 @@ build node:20-bookworm-slim node node_context
 build python:3.11-slim-bookworm python
 build nginx:1.28-bookworm nginx
 build redis:7-bookworm redis
+build registry:3 registry
 
 log "built ${#built[@]} (${built[*]:-none}), kept ${#kept[@]} (${kept[*]:-none})"
 echo "standins: ${#built[@]} built, ${#kept[@]} already present"

@@ -145,3 +145,131 @@ def test_application_status_reads_sync_health_and_revision() -> None:
     }
     assert argocd.application_status(app) == ("Synced", "Healthy", "0123456789ab")
     assert argocd.application_status({}) == ("Unknown", "Unknown", "")
+
+
+def test_extra_kind_patches_are_appended_for_machines_that_need_them() -> None:
+    c = config.load(
+        {
+            "kind_containerd_patch": '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n',
+            "kind_kubeadm_patch": "kind: KubeletConfiguration\nfailCgroupV1: false\n---\nkind: ClusterConfiguration\n",
+        },
+        {},
+    )
+    rendered = cluster.kind_config(c)
+    assert len(rendered["containerdConfigPatches"]) == 2
+    assert "restrict_oom_score_adj = true" in rendered["containerdConfigPatches"][1]
+    assert [yaml.safe_load(p)["kind"] for p in rendered["kubeadmConfigPatches"]] == [
+        "KubeletConfiguration",
+        "ClusterConfiguration",
+    ]
+    assert cluster.settings_hash(c) != cluster.settings_hash(config.load({}, {}))
+
+
+def test_a_laptop_gets_no_extra_patches() -> None:
+    rendered = cluster.kind_config(config.load({}, {}))
+    assert len(rendered["containerdConfigPatches"]) == 1
+    assert "kubeadmConfigPatches" not in rendered
+
+
+def test_a_kubeadm_patch_without_a_kind_is_refused() -> None:
+    import pytest
+
+    from lab.errors import LabError
+
+    with pytest.raises(LabError, match="without a `kind`"):
+        cluster.kubeadm_patches("failCgroupV1: false\n")
+    with pytest.raises(LabError, match="not valid YAML"):
+        cluster.kubeadm_patches("kind: [unclosed\n")
+
+
+def test_every_mirrored_upstream_gets_a_prefixed_host_with_the_upstream_as_fallback() -> None:
+    c = config.load({}, {})
+    files = cluster.node_hosts_files(c)
+    assert set(files) == {"localhost:5001", *cluster.MIRRORED_REGISTRIES}
+    quay = files["quay.io"]
+    assert quay.startswith('server = "https://quay.io"\n')
+    assert '[host."http://lab-registry:5000/v2/quay.io"]' in quay
+    assert 'capabilities = ["pull", "resolve"]' in quay and "override_path = true" in quay
+
+
+def test_mirror_references_follow_docker_defaults() -> None:
+    c = config.load({}, {})
+    assert cluster.mirror_reference(c, "registry:3") == "localhost:5001/docker.io/library/registry:3"
+    assert cluster.mirror_reference(c, "istio/pilot:1.30.0") == "localhost:5001/docker.io/istio/pilot:1.30.0"
+    assert (
+        cluster.mirror_reference(c, "quay.io/argoproj/argocd:v3.6.1")
+        == "localhost:5001/quay.io/argoproj/argocd:v3.6.1"
+    )
+    assert (
+        cluster.mirror_reference(c, "docker.gitea.com/gitea:1.26.0-rootless")
+        == "localhost:5001/docker.gitea.com/gitea:1.26.0-rootless"
+    )
+
+
+def test_an_image_from_an_unmirrored_registry_is_refused() -> None:
+    import pytest
+
+    from lab.errors import LabError
+
+    with pytest.raises(LabError, match="does not mirror"):
+        cluster.mirror_reference(config.load({}, {}), "example.com/team/app:1")
+
+
+def _stock_install() -> list[dict]:
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "argocd-cmd-params-cm", "namespace": "argocd"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "argocd-server", "namespace": "argocd"}},
+    ]  # fmt: skip
+
+
+def test_lab_settings_are_merged_into_the_installs_own_configmap() -> None:
+    merged = argocd.with_lab_settings(_stock_install(), config.load({}, {}))
+    params = [o for o in merged if o["metadata"]["name"] == "argocd-cmd-params-cm"]
+    # One object, carrying server.insecure: nothing applied later can take it away.
+    assert len(params) == 1 and params[0]["data"] == {"server.insecure": "true"}
+    names = [o["metadata"]["name"] for o in merged]
+    assert names.count("argocd-server") == 1 and "argocd-server-nodeport" in names
+
+
+def test_dex_is_left_out_of_the_install() -> None:
+    manifest = yaml.safe_dump_all(
+        [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "argocd-dex-server"}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "argocd-dex-server"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "argocd-server"}},
+        ]
+    )
+    assert [o["metadata"]["name"] for o in argocd.install_objects(manifest)] == ["argocd-server"]
+
+
+def test_the_app_project_is_applied_before_the_applications() -> None:
+    objects = argocd.project_and_applications(config.load({}, {}), REPO / "gitops")
+    kinds = [o["kind"] for o in objects]
+    assert kinds[0] == "AppProject" and set(kinds[1:]) == {"Application"}
+
+
+def test_istio_images_are_pinned_whatever_istioctl_was_built_as() -> None:
+    spec = mesh.istio_operator(config.load({}, {}))["spec"]
+    assert (spec["hub"], spec["tag"]) == ("docker.io/istio", "1.30.0")
+
+
+def test_without_a_data_plane_there_is_no_gateway_and_no_injection() -> None:
+    c = config.load({"istio_data_plane": "none"}, {})
+    spec = mesh.istio_operator(c)["spec"]
+    assert spec["components"]["ingressGateways"][0]["enabled"] is False
+    assert spec["values"]["global"]["proxy"]["autoInject"] == "disabled"
+    assert mesh.control_plane(c) == ("istiod",)
+    full = config.load({}, {})
+    assert mesh.control_plane(full) == ("istiod", "istio-ingressgateway")
+    assert "global" not in mesh.istio_operator(full)["spec"]["values"]
+
+
+def test_an_unknown_data_plane_mode_is_refused() -> None:
+    import pytest
+
+    from lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="istio_data_plane"):
+        config.load({"istio_data_plane": "ambient"}, {})
