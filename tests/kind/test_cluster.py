@@ -9,6 +9,7 @@ lab that tests/kind/test_lab.py brings up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -114,10 +115,8 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
 
 
 def _remove_registry(client: docker.DockerClient, config: Config) -> None:
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(config.registry_name).remove(force=True, v=True)
-    except docker.errors.NotFound:
-        pass
     for volume in client.volumes.list(filters={"name": f"{config.registry_name}-data"}):
         volume.remove(force=True)
 
@@ -241,9 +240,19 @@ def test_kind_delete_leaves_nothing(tier1: Tier1) -> None:
 
     assert not cluster.cluster_exists(tier1.config)
     assert client.containers.list(all=True, filters={"label": label}) == []
-    assert [v.name for v in client.volumes.list() if NAME in v.name and "registry" not in v.name] == []
+    assert [
+        v.name for v in client.volumes.list() if NAME in v.name and "registry" not in v.name
+    ] == []
     contexts = proc.run(
-        (str(tier1.art.kubectl), "--kubeconfig", str(tier1.kubeconfig), "config", "get-contexts", "-o", "name"),
+        (
+            str(tier1.art.kubectl),
+            "--kubeconfig",
+            str(tier1.kubeconfig),
+            "config",
+            "get-contexts",
+            "-o",
+            "name",
+        ),
         timeout=30,
     ).stdout.split()
     assert tier1.context not in contexts

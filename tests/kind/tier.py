@@ -100,7 +100,9 @@ def environment(values: Mapping[str, Any]) -> dict[str, str]:
     return {f"LAB_{key.upper()}": str(value) for key, value in values.items()}
 
 
-def kubectl(art: Artifacts, kubeconfig: Path, context: str, *args: str, timeout: float = 120) -> str:
+def kubectl(
+    art: Artifacts, kubeconfig: Path, context: str, *args: str, timeout: float = 120
+) -> str:
     result = subprocess.run(
         [str(art.kubectl), "--kubeconfig", str(kubeconfig), "--context", context, *args],
         capture_output=True,

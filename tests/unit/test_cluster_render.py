@@ -194,8 +194,13 @@ def test_every_mirrored_upstream_gets_a_prefixed_host_with_the_upstream_as_fallb
 
 def test_mirror_references_follow_docker_defaults() -> None:
     c = config.load({}, {})
-    assert cluster.mirror_reference(c, "registry:3") == "localhost:5001/docker.io/library/registry:3"
-    assert cluster.mirror_reference(c, "istio/pilot:1.30.0") == "localhost:5001/docker.io/istio/pilot:1.30.0"
+    assert (
+        cluster.mirror_reference(c, "registry:3") == "localhost:5001/docker.io/library/registry:3"
+    )
+    assert (
+        cluster.mirror_reference(c, "istio/pilot:1.30.0")
+        == "localhost:5001/docker.io/istio/pilot:1.30.0"
+    )
     assert (
         cluster.mirror_reference(c, "quay.io/argoproj/argocd:v3.6.1")
         == "localhost:5001/quay.io/argoproj/argocd:v3.6.1"
@@ -236,7 +241,11 @@ def test_lab_settings_are_merged_into_the_installs_own_configmap() -> None:
 def test_dex_is_left_out_of_the_install() -> None:
     manifest = yaml.safe_dump_all(
         [
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "argocd-dex-server"}},
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "argocd-dex-server"},
+            },
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "argocd-dex-server"}},
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "argocd-server"}},
         ]
