@@ -81,7 +81,9 @@ class Config:
     prod_v2_weight: int = 10
 
     # Preflight thresholds.
-    docker_min_memory_gib: float = 8.0
+    # An 8 GB machine (or Docker Desktop VM) reports 7.6-7.8 GiB after the kernel's
+    # reservations: the minimum admits it; the hint still asks for 8 GB.
+    docker_min_memory_gib: float = 7.0
     docker_warn_memory_gib: float = 12.0
     min_free_disk_gib: float = 20.0
     min_inotify_watches: int = 524288

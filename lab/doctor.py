@@ -170,7 +170,7 @@ def check_docker(config: Config) -> list[Check]:
         status, hint = (
             Status.FAIL,
             (
-                f"give Docker at least {config.docker_min_memory_gib:g} GiB "
+                "give Docker at least 8 GB "
                 "(Docker Desktop: Settings → Resources)"
             ),
         )
@@ -210,14 +210,42 @@ def port_is_free(address: str, port: int) -> bool:
     return True
 
 
-def check_ports(config: Config, *, lab_is_up: bool = False) -> list[Check]:
+def lab_published_ports(config: Config) -> dict[int, str]:
+    """Host ports that the lab's own containers publish, asked of Docker: port → container.
+
+    The lab's registry and kind node publish its ports; a busy port held by one of them
+    is the lab's, whatever state.json says (a failed `lab.up`, `lab.down --keep-registry`).
+    """
+    try:
+        containers = engine.client().containers.list(all=False)
+    except LabError:
+        return {}
+    owned: dict[int, str] = {}
+    for container in containers:
+        labels = container.labels or {}
+        ours = container.name == config.registry_name or (
+            labels.get("io.x-k8s.kind.cluster") == config.cluster_name
+        )
+        if not ours:
+            continue
+        ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        for bindings in ports.values():
+            for binding in bindings or []:
+                if binding.get("HostIp") in (config.bind_address, "0.0.0.0", "", "::"):
+                    owned[int(binding["HostPort"])] = container.name
+    return owned
+
+
+def check_ports(config: Config, *, owners: dict[int, str] | None = None) -> list[Check]:
+    """Each host port: free, held by the lab's own container (`owners`), or busy."""
+    owners = owners or {}
     checks = []
     for what, port in config.host_ports().items():
         name = f"port {port} ({what})"
         if port_is_free(config.bind_address, port):
             checks.append(Check(name, Status.OK, f"free on {config.bind_address}"))
-        elif lab_is_up:
-            checks.append(Check(name, Status.OK, "in use by the lab"))
+        elif port in owners:
+            checks.append(Check(name, Status.OK, f"in use by the lab ({owners[port]})"))
         else:
             key = {
                 "registry": "registry_port",
@@ -254,13 +282,16 @@ def check_inotify(config: Config, root: Path = INOTIFY) -> list[Check]:
             checks.append(Check(f"inotify {key}", Status.WARN, "unreadable", "", False))
             continue
         if value < minimum:
+            # Ubuntu ships 128 instances: about 30 sidecar-injected pods on one node then
+            # fail with "too many open files". Block, with the one-line fix.
             checks.append(
                 Check(
                     f"inotify {key}",
-                    Status.WARN,
-                    f"{value} < {minimum}: pods may fail with 'too many open files'",
-                    f"sudo sysctl fs.inotify.{key}={minimum}",
-                    False,
+                    Status.FAIL,
+                    f"{value} < {minimum}: pods would fail with 'too many open files'",
+                    f"sudo sysctl fs.inotify.{key}={minimum} "
+                    f"(lasting: echo fs.inotify.{key}={minimum} | "
+                    "sudo tee /etc/sysctl.d/99-lab.conf)",
                 )
             )
         else:
@@ -268,12 +299,12 @@ def check_inotify(config: Config, root: Path = INOTIFY) -> list[Check]:
     return checks
 
 
-def run_checks(config: Config, *, lab_is_up: bool = False) -> list[Check]:
+def run_checks(config: Config) -> list[Check]:
     """Every preflight check, in the order the table shows them."""
     return [
         *check_docker(config),
         *(check_tool(spec, config) for spec in TOOLS),
-        *check_ports(config, lab_is_up=lab_is_up),
+        *check_ports(config, owners=lab_published_ports(config)),
         *check_inotify(config),
     ]
 

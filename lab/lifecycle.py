@@ -103,7 +103,7 @@ def remember_choices(lab: Lab) -> None:
 
 
 def preflight(lab: Lab) -> str:
-    checks = doctor.run_checks(lab.config, lab_is_up=bool(lab.state.get("up")))
+    checks = doctor.run_checks(lab.config)
     if lab.byo:  # kind, the registry and the host ports are not ours to check
         checks = [c for c in checks if c.name != "kind" and not c.name.startswith("port ")]
     blocking = doctor.blocking_failures(checks)
