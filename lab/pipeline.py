@@ -27,6 +27,7 @@ from lab import (
     gitserver,
     images,
     manifests,
+    mesh,
     proc,
     quality,
     report,
@@ -520,6 +521,8 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
         job = manifests.smoke_job(manifests.render(tree / "environments" / environment))
     job.setdefault("metadata", {})["namespace"] = namespace
     job["metadata"].setdefault("labels", {})["lab.dev/commit"] = sha[:63]
+    if not mesh.has_data_plane(ctx.config):
+        direct_routes(job)
     if cluster.delete("batch/v1", "Job", SMOKE_JOB, namespace):
         wait.until(
             f"the previous smoke Job in {namespace} to be deleted",
@@ -556,6 +559,23 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
         bundle = diagnostics.collect(ctx.config, LabError(f"smoke test in {namespace}: {verdict}"))
         ctx.ui.warn(f"smoke test failed: {verdict}; diagnostics: {bundle}")
     return parse_smoke_log(logs), passed, logs
+
+
+# Without Istio's data plane nothing routes by path or x-version: the smoke program
+# calls each Service directly (apps/smoke/README.md, "Without a gateway").
+SERVICE_ROUTES = (
+    "/api/=http://backend{-version}:3000,"
+    "/status=http://monitor{-version}:8000,"
+    "/app=http://frontend:8080"
+)
+
+
+def direct_routes(job: dict[str, Any]) -> None:
+    """Point the smoke Job at the Services instead of the gateway (in place)."""
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        if container.get("name") == SMOKE_JOB:
+            env = [e for e in container.get("env", []) if e.get("name") != "SERVICE_ROUTES"]
+            container["env"] = [*env, {"name": "SERVICE_ROUTES", "value": SERVICE_ROUTES}]
 
 
 def job_verdict(job: dict[str, Any]) -> str | None:

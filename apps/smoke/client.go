@@ -32,6 +32,7 @@ const (
 type client struct {
 	base      string // gateway URL without a trailing slash
 	host      string // Host header override (the environment's host name)
+	routes    []route
 	http      *http.Client
 	userAgent string
 	timeout   time.Duration
@@ -43,6 +44,7 @@ func newClient(cfg Config, userAgent string) *client {
 	return &client{
 		base:      cfg.GatewayURL.String(),
 		host:      cfg.Host,
+		routes:    cfg.Routes,
 		userAgent: userAgent,
 		timeout:   cfg.Timeout,
 		secrets:   []string{cfg.AdminPassword},
@@ -90,8 +92,14 @@ type exchange struct {
 
 func (c *client) do(ctx context.Context, r request) *exchange {
 	target := r.path
+	direct := ""
 	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
-		target = c.base + r.path
+		direct = resolve(c.routes, r.path, r.header.Get("x-version"))
+		if direct != "" {
+			target = direct + r.path
+		} else {
+			target = c.base + r.path
+		}
 	}
 	ex := &exchange{method: r.method, url: target, path: r.path, reqHeader: http.Header{}, timeout: c.timeout}
 	var body io.Reader
@@ -115,7 +123,7 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.userAgent)
-	if c.host != "" {
+	if c.host != "" && direct == "" {
 		req.Host = c.host // the gateway routes each environment by host name
 	}
 	if r.body != nil {

@@ -29,6 +29,7 @@ type Config struct {
 	AdminPassword string
 	Timeout       time.Duration // per request
 	Host          string        // Host header the gateway routes on (empty: the URL's host)
+	Routes        []route       // paths sent to a Service directly, not to the gateway
 }
 
 // expected returns the commit variant must report.
@@ -62,6 +63,7 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 		{flag: "admin-username", env: "ADMIN_USERNAME", usage: "backend admin user (default " + defaultAdminUsername + ")"},
 		{flag: "timeout", env: "SMOKE_TIMEOUT", usage: "timeout of each request, e.g. 10s or 10 (seconds; default 10s)"},
 		{flag: "host", env: "APP_HOST", usage: "Host header the gateway routes on, e.g. dev.localhost (default: the URL's host)"},
+		{flag: "service-routes", env: "SERVICE_ROUTES", usage: "send paths to Services, not the gateway: /api/=http://backend{-version}:3000,... (no data plane)"},
 	}
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag is reported with the other problems
@@ -135,6 +137,14 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 			problem("%s %q: a host name has no spaces or slashes", name, raw)
 		} else {
 			cfg.Host = raw
+		}
+	}
+	if name, raw := value(6); raw != "" {
+		routes, err := parseRoutes(raw)
+		if err != nil {
+			problem("%s: %v", name, err)
+		} else {
+			cfg.Routes = routes
 		}
 	}
 	if len(problems) > 0 {

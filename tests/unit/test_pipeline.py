@@ -182,3 +182,18 @@ def test_aggregate_prefers_failure_then_unverified() -> None:
     assert pipeline._aggregate([passed, unverified], strict=False) is Status.UNVERIFIED
     assert pipeline._aggregate([passed, unverified, failed], strict=False) is Status.FAILED
     assert pipeline._aggregate([passed], strict=True) is Status.PASSED
+
+
+def test_without_a_data_plane_the_smoke_job_calls_the_services_directly() -> None:
+    job = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "smoke-test", "env": [{"name": "X", "value": "1"}]}]}
+            }
+        }
+    }
+    pipeline.direct_routes(job)
+    pipeline.direct_routes(job)  # idempotent
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["name"] for e in env] == ["X", "SERVICE_ROUTES"]
+    assert "/api/=http://backend{-version}:3000" in env[1]["value"]
