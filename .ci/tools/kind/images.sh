@@ -15,7 +15,8 @@
 # new version or recipe rebuilds it). The kind tier's own machine quirks live here and in
 # tests/kind/, never in lab: see tier-entrypoint below.
 #
-# Usage: .ci/tools/kind/images.sh          prints the node image reference (last line)
+# Usage: .ci/tools/kind/images.sh [node]   prints the node image reference (last line);
+#        `node` stops after the node image (the lab's images need every binary)
 # Cold: ~5 min on 2 cores once binaries.sh has run; warm: a few seconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -82,12 +83,11 @@ cp "$(need "cni-$CNI_VERSION")"/{ptp,bridge,host-local,loopback,portmap} "$ctx/c
 # then fails. A bind remount (a plain remount gives EBUSY) before kind's entrypoint.
 cat >"$ctx/tier-entrypoint" <<'SH'
 #!/bin/sh
-for controller in /sys/fs/cgroup/*; do
-  [ -d "$controller" ] || continue
-  if grep -q " $controller [^ ]* ro[, ]" /proc/self/mountinfo 2>/dev/null; then
-    mount -o remount,bind,rw "$controller" 2>/dev/null || true
-  fi
-done
+# mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...
+awk '$5 ~ "^/sys/fs/cgroup/." && $6 ~ "^ro(,|$)" { print $5 }' /proc/self/mountinfo |
+  while read -r controller; do
+    mount -o remount,bind,rw "$controller" || echo "tier-entrypoint: cannot remount $controller rw" >&2
+  done
 exec "$@"
 SH
 # A single node needs no kindnetd (not served as a module): a static ptp conflist for
@@ -251,13 +251,27 @@ if [[ "$have" != "$node_key" || ! -s "$node_ref_file" ]] || ! docker image inspe
   for binary in kubeadm kubelet kubectl; do docker cp "$k8s/$binary" "$builder:/usr/bin/$binary"; done
   docker exec "$builder" sh -c "chmod 0755 /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl && echo $K8S_VERSION > /kind/version && mkdir -p /kind/manifests"
   python3 - "$storage_go" >"$work/default-storage.yaml" <<'PY'
+# The Go constant is raw strings joined with `+` to other constants: evaluate that.
 import re, sys
 source = open(sys.argv[1]).read()
 consts = dict(re.findall(r'^const (\w+) = "(.*)"$', source, re.M))
-manifest = re.search(r"const defaultStorageManifest = `(.*?)`", source, re.S).group(1)
-for name, value in consts.items():
-    manifest = manifest.replace("` + " + name + " + `", value)
-print(manifest)
+rest = source[source.index("const defaultStorageManifest = ") + len("const defaultStorageManifest = "):]
+parts = []
+while True:
+    rest = rest.lstrip()
+    if rest.startswith("`"):
+        end = rest.index("`", 1)
+        parts.append(rest[1:end])
+        rest = rest[end + 1:]
+    else:
+        name = re.match(r"\w+", rest).group(0)
+        parts.append(consts[name])
+        rest = rest[len(name):]
+    rest = rest.lstrip(" \t")
+    if not rest.startswith("+"):
+        break
+    rest = rest[1:]
+print("".join(parts))
 PY
   cat >"$work/default-cni.yaml" <<'YAML'
 # The kind tier's node image: a static ptp CNI config (/etc/cni/net.d/10-lab-ptp.conflist)
@@ -297,6 +311,12 @@ YAML
   [[ -n "$digest" ]] || { log "pushing the node image gave no digest"; exit 1; }
   echo "localhost:$port/$node_image@${digest#*@}" >"$node_ref_file"
   built+=("$node_image")
+fi
+
+if [[ "${1:-all}" == node ]]; then
+  log "built ${#built[@]} image(s) (${built[*]:-none}) in $((SECONDS - started))s"
+  cat "$node_ref_file"
+  exit 0
 fi
 
 # -- the images lab installs, under the names its manifests and pins use ---------------
