@@ -461,10 +461,16 @@ def urls(config: Config) -> dict[str, str]:
     """Where everything answers. The gateway routes each environment by host name;
     browsers and curl resolve *.localhost to the loopback address."""
     port = config.ingress_http_port
-    return {
+    apps = {
         "app (dev)": f"http://dev.localhost:{port}/app/",
         "app (prod)": f"http://prod.localhost:{port}/app/",
         "monitor": f"http://dev.localhost:{port}/status/",
+    }
+    if not mesh.has_data_plane(config):
+        none = "no ingress gateway (istio_data_plane: none); use `kubectl port-forward`"
+        apps = dict.fromkeys(apps, none)
+    return {
+        **apps,
         "Gitea": f"http://{config.bind_address}:{config.gitea_http_port}/",
         "Argo CD": f"http://{config.bind_address}:{config.argocd_http_port}/",
     }

@@ -1,0 +1,195 @@
+"""`invoke lab.up` → `pipeline.run` → `pipeline.approve` → `lab.down`, for real, on a kind
+cluster built here (conftest.py says what differs from a laptop, and prints it).
+
+The tests run in file order on one lab: bring-up (with three interrupted attempts
+first), convergence, the webhook, the pipeline, approve, broken changes, and teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from lab.gitserver import GitServer
+from lab.state import State
+from tests.kind import tier
+from tests.kind.conftest import INVOKE, Lab, prepare
+
+pytestmark = pytest.mark.kind
+
+# Steps at which an attempt is interrupted (SIGINT, as Ctrl-C sends), then resumed.
+INTERRUPT_AT = ("Installing Argo CD", "Running the Git server", "Seeding the GitOps repository")
+
+
+def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: float = 900) -> str:
+    """Start `invoke lab.up`, send SIGINT a moment after `title` starts; its output."""
+    process = subprocess.Popen(
+        [INVOKE, "--search-root", str(tier.REPO), "lab.up"],
+        env={**lab.env, "PYTHONUNBUFFERED": "1"},
+        cwd=tier.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    started = time.monotonic()
+    for line in process.stdout:
+        seen.append(line)
+        if title in line:
+            time.sleep(after)
+            os.killpg(process.pid, signal.SIGINT)
+            break
+        if time.monotonic() - started > deadline:
+            break
+    rest, _ = process.communicate(timeout=300)
+    output = "".join(seen) + rest
+    assert process.returncode == 130, f"exit {process.returncode} interrupting at {title}:\n{output}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def lab(tier_lab: Lab):
+    prepare(tier_lab.config, tier_lab.art)
+    for title in INTERRUPT_AT:
+        output = interrupt_during(tier_lab, title)
+        print(f"interrupted during {title!r}:\n{output[-1500:]}")
+    started = time.monotonic()
+    tier_lab.invoke("lab.up")
+    tier_lab.timings["lab.up (resumed)"] = time.monotonic() - started
+    yield tier_lab
+    result = tier_lab.invoke("lab.down", check=False)
+    print(result.stdout[-3000:], result.stderr[-3000:])
+
+
+def gitea(lab: Lab) -> GitServer:
+    state = State.load(lab.config.state_path)
+    from lab.gitserver import Credentials
+
+    return GitServer(
+        f"http://{lab.config.bind_address}:{lab.config.gitea_http_port}",
+        Credentials(state["gitea_admin"], token=state["gitea_token"]),
+    )
+
+
+def test_lab_up_resumes_after_each_interruption_and_converges(lab: Lab) -> None:
+    status = lab.invoke("lab.status")
+    rows = [line for line in status.stdout.splitlines() if line.strip()]
+    assert not [r for r in rows if " fail " in f" {r} " or "✗" in r], status.stdout
+    assert "Synced, Healthy" in status.stdout
+
+
+def test_a_second_lab_up_changes_nothing_and_is_quick(lab: Lab) -> None:
+    started = time.monotonic()
+    again = lab.invoke("lab.up")
+    took = time.monotonic() - started
+    out = again.stdout + again.stderr
+    print(f"lab.up again: {took:.1f}s; the resumed bring-up: {lab.timings['lab.up (resumed)']:.1f}s")
+    for word in ("created", "seeded at", "configured 1", "wrote"):
+        assert word not in out.replace("already", ""), out
+    assert took <= 0.15 * lab.timings["lab.up (resumed)"], (took, lab.timings)
+
+
+def test_argo_cd_ui_answers_plain_http_without_a_redirect(lab: Lab) -> None:
+    url = f"http://{lab.config.bind_address}:{lab.config.argocd_http_port}/"
+    response = httpx.get(url, follow_redirects=False, timeout=10)
+    assert response.status_code == 200, (response.status_code, response.headers)
+    assert "Argo CD" in response.text
+
+
+def test_gitea_answers_with_the_seeded_repository(lab: Lab) -> None:
+    with gitea(lab) as server:
+        sha = server.branch_sha(lab.config.gitops_org, lab.config.gitops_repo, "main")
+    assert sha and len(sha) == 40
+    page = httpx.get(f"http://{lab.config.bind_address}:{lab.config.gitea_http_port}/", timeout=10)
+    assert page.status_code == 200
+
+
+def test_a_push_syncs_argo_cd_through_the_webhook(lab: Lab, tmp_path: Path) -> None:
+    config = lab.config
+    state = State.load(config.state_path)
+    url = (
+        f"http://{state['gitea_admin']}:{state['gitea_token']}@{config.bind_address}:"
+        f"{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}.git"
+    )
+    work = tmp_path / "gitops"
+    subprocess.run(["git", "clone", "-q", url, str(work)], check=True, timeout=60)
+    (work / "README.md").write_text((work / "README.md").read_text() + "\nA webhook test.\n")
+    subprocess.run(["git", "-C", str(work), "commit", "-qam", "webhook test"], check=True)
+    pushed_at = time.monotonic()
+    subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "main"], check=True, timeout=60)
+    head = subprocess.run(
+        ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    def revision() -> str:
+        app = json.loads(lab.kubectl("-n", "argocd", "get", "application", "demo-dev", "-o", "json"))
+        return str((app.get("status") or {}).get("sync", {}).get("revision", ""))
+
+    while revision() != head:
+        assert time.monotonic() - pushed_at < 120, "Argo CD did not see the push within 120s"
+        time.sleep(0.5)
+    latency = time.monotonic() - pushed_at
+    print(f"push → Argo CD at the new revision through the webhook: {latency:.1f}s")
+    with gitea(lab) as server:
+        [hook] = server.list_webhooks(config.gitops_org, config.gitops_repo)
+    deliveries = _hook_deliveries(lab, hook.id, tmp_path)
+    assert any(ok and 200 <= status < 300 for ok, status in deliveries), deliveries
+    lab.timings["push → synced (webhook)"] = latency
+
+
+def _hook_deliveries(lab: Lab, hook_id: int, tmp_path: Path) -> list[tuple[bool, int]]:
+    """(succeeded, HTTP status) of each delivery Gitea recorded for a webhook.
+
+    Gitea's API has no endpoint for a hook's history (its UI reads the hook_task
+    table); a copy of its sqlite database is read here instead.
+    """
+    db = tmp_path / "gitea.db"
+    raw = subprocess.run(
+        [str(lab.art.kubectl), "--kubeconfig", str(lab.kubeconfig), "--context",
+         lab.config.kube_context, "-n", lab.config.gitea_namespace, "exec", "deploy/gitea",
+         "-c", "gitea", "--", "cat", "/var/lib/gitea/data/gitea.db"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    db.write_bytes(raw)
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "select is_succeed, response_content from hook_task where hook_id = ?", (hook_id,)
+        ).fetchall()
+    found = []
+    for succeeded, response in rows:
+        status = int(json.loads(response or "{}").get("status", 0))
+        found.append((bool(succeeded), status))
+    return found
+
+
+def test_the_pipeline_runs_end_to_end(lab: Lab) -> None:
+    result = lab.invoke("pipeline.run", "--runner", "host", "--allow-dirty", timeout=3600)
+    out = result.stdout + result.stderr
+    assert "UNVERIFIED" in out or "unverified" in out
+    assert "pull request #" in out
+
+
+def test_approve_merges_and_prod_passes_its_smoke_test(lab: Lab) -> None:
+    result = lab.invoke("pipeline.approve", timeout=1800)
+    out = result.stdout + result.stderr
+    assert "merged" in out
+
+
+def test_lab_down_leaves_nothing(lab: Lab) -> None:
+    lab.invoke("lab.down")
+    client = docker.from_env()
+    name = lab.config.cluster_name
+    assert client.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"}) == []
+    assert client.containers.list(all=True, filters={"name": lab.config.registry_name}) == []
+    assert client.volumes.list(filters={"label": "dev.lab.managed"}) == []
