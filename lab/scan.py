@@ -8,7 +8,6 @@ UNVERIFIED — reported distinctly, never a silent pass.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +24,17 @@ from lab.report import CheckResult, Status
 BLOCKING_SEVERITIES = frozenset({"HIGH", "CRITICAL"})
 CACHE_VOLUME = "lab-trivy-cache"
 
-# What Trivy prints when its database cannot be fetched (Trivy's pkg/db and pkg/commands).
-_DB_UNREACHABLE = re.compile(
-    r"(failed to download vulnerability DB|DB error|download error|OCI repository error|"
-    r"failed to init(ialize)? (the )?(vulnerability )?DB|no such host|i/o timeout|"
-    r"connection refused|the first run cannot skip downloading DB)",
-    re.IGNORECASE,
-)
+# The database is downloaded once per stage, by a run of its own with a generous
+# deadline (a first download on a slow line takes minutes; Trivy's own --timeout would
+# otherwise cut it short inside every image's scan). Only that run's failure can make
+# a scan UNVERIFIED; a scan that fails for any other reason (a missing image, a
+# registry that is down, Trivy's cache) is FAILED, because nothing was checked.
+DB_DOWNLOAD_TIMEOUT = 1800.0  # seconds
+SCAN_TIMEOUT = 600.0  # seconds, per image, once the database is there
+
+# Registries Trivy reaches over plain HTTP without being told (go-containerregistry
+# treats loopback names as insecure): `--insecure` is never needed for them.
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -89,16 +92,44 @@ def verdict(image: str, found: Sequence[Finding]) -> CheckResult:
 
 
 def classify_failure(image: str, output: str) -> CheckResult:
-    """A Trivy run that produced no report: database unreachable, or a real error."""
+    """A scan that produced no report: FAILED, with Trivy's last words as evidence."""
     tail = "\n".join(output.strip().splitlines()[-15:])
-    if _DB_UNREACHABLE.search(output):
-        return CheckResult(
-            image, Status.UNVERIFIED, detail="vulnerability database unreachable", output=tail
-        )
-    return CheckResult(image, Status.FAILED, detail="Trivy failed without a report", output=tail)
+    last = (output.strip().splitlines() or ["no output"])[-1][:200]
+    return CheckResult(
+        image, Status.FAILED, detail=f"Trivy failed without a report: {last}", output=tail
+    )
 
 
-def trivy_command(image: str, *, offline: bool) -> list[str]:
+def classify_download(returncode: int, output: str) -> CheckResult | None:
+    """The database download's outcome: None when it is there, else UNVERIFIED."""
+    if returncode == 0:
+        return None
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    last = (output.strip().splitlines() or ["no output"])[-1][:200]
+    return CheckResult(
+        "vulnerability database",
+        Status.UNVERIFIED,
+        detail=f"vulnerability database unreachable ({last})",
+        output=tail,
+    )
+
+
+def needs_insecure(image: str) -> bool:
+    """Whether Trivy must be told the image's registry is plain HTTP (not loopback)."""
+    host = image.split("/", 1)[0] if "/" in image else ""
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return bool(host) and ("." in host or ":" in host) and name not in _LOOPBACK
+
+
+def download_command(*, offline: bool) -> list[str]:
+    """Fetch (or, offline, check) Trivy's vulnerability database into the cache."""
+    command = ["image", "--download-db-only", "--cache-dir", "/cache", "--quiet",
+               "--timeout", f"{DB_DOWNLOAD_TIMEOUT:g}s"]  # fmt: skip
+    return [*command, "--skip-db-update"] if offline else command
+
+
+def trivy_command(image: str, *, offline: bool, insecure: bool = False) -> list[str]:
+    """One image's scan, with the database the download step left in the cache."""
     command = [
         "image",
         "--format",
@@ -113,39 +144,46 @@ def trivy_command(image: str, *, offline: bool) -> list[str]:
         "/cache",
         "--image-src",
         "remote",
-        "--insecure",
+        "--skip-db-update",
+        "--timeout",
+        f"{SCAN_TIMEOUT:g}s",
     ]
+    if insecure:  # a non-loopback plain-HTTP registry (`lab.up --registry host:port`)
+        command.append("--insecure")
     if offline:
-        command += ["--skip-db-update", "--offline-scan"]
+        command.append("--offline-scan")
     return [*command, image]
 
 
 def scan_images(
     config: Config, images: Iterable[str], *, offline: bool = False
 ) -> list[tuple[CheckResult, list[Finding]]]:
-    """Scan each image with Trivy in a container; one verdict and the findings per image."""
+    """Scan each image with Trivy in a container; one verdict and the findings per image.
+
+    The database is fetched first, once; when that fails every image is UNVERIFIED
+    (said so, never passed), and no image is scanned against a database that is absent.
+    """
+    images = list(images)
     client = engine.client()
     _ensure_cache_volume(client, config)
     scanner = scanner_image(client, config)
     if isinstance(scanner, CheckResult):
         return [(CheckResult(image, scanner.status, detail=scanner.detail), []) for image in images]
-    results: list[tuple[CheckResult, list[Finding]]] = []
-    for image in images:
-        if proc.dry_run_enabled():
+    if proc.dry_run_enabled():
+        proc.plan(f"docker run {scanner} {' '.join(download_command(offline=offline))}")
+        for image in images:
             proc.plan(f"docker run {scanner} {' '.join(trivy_command(image, offline=offline))}")
-            results.append((CheckResult(image, Status.SKIPPED, detail="dry run"), []))
-            continue
-        results.append(
-            _scan_one(
-                client,
-                scanner,
-                image,
-                offline=offline,
-                timeout=config.command_timeout * 5,
-                label=config.cluster_name,
-            )
-        )
-    return results
+        return [(CheckResult(image, Status.SKIPPED, detail="dry run"), []) for image in images]
+    code, out, err = _run_trivy(
+        client, scanner, download_command(offline=offline), DB_DOWNLOAD_TIMEOUT + 60, config
+    )
+    missing_db = classify_download(code, err + out)
+    if missing_db is not None:
+        return [
+            (CheckResult(image, missing_db.status, 0.0, missing_db.detail, missing_db.output), [])
+            for image in images
+        ]
+    return [_scan_one(client, scanner, image, offline=offline, config=config) for image in images]
 
 
 def _ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
@@ -160,7 +198,11 @@ def _ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
 
 
 def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckResult:
-    """The Trivy image to run, by digest: pinned in config, or recorded at first pull."""
+    """The Trivy image to run, by digest: pinned in config, or recorded at first pull.
+
+    A scanner that cannot be had is FAILED: no scan happened, and nothing may pass as
+    if one had.
+    """
     reference = config.trivy_image
     try:
         image = client.images.get(reference)
@@ -170,40 +212,56 @@ def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckRes
         except (docker.errors.APIError, requests.exceptions.RequestException) as error:
             return CheckResult(
                 "scanner",
-                Status.UNVERIFIED,
+                Status.FAILED,
                 detail=f"scanner image {reference} unavailable (cannot pull: {str(error)[:120]})",
             )
     digests = image.attrs.get("RepoDigests") or []
     return str(digests[0]) if digests else str(image.id)
 
 
-def _scan_one(
+def _run_trivy(
     client: docker.DockerClient,
     scanner: str,
-    image: str,
-    *,
-    offline: bool,
+    command: list[str],
     timeout: float,
-    label: str,
-) -> tuple[CheckResult, list[Finding]]:
-    container = client.containers.run(
-        scanner,
-        trivy_command(image, offline=offline),
-        detach=True,
-        network_mode="host",  # reaches the lab registry on localhost
-        volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "rw"}},
-        labels={engine.LAB_LABEL: label},
-    )
+    config: Config,
+) -> tuple[int, str, str]:
+    """Run Trivy in a container; (exit code, stdout, stderr). A deadline is exit 124."""
     try:
-        exit_status = container.wait(timeout=timeout)
-        stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-        stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+        container = client.containers.run(
+            scanner,
+            command,
+            detach=True,
+            network_mode="host",  # reaches the lab registry on localhost
+            volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "rw"}},
+            labels={engine.LAB_LABEL: config.cluster_name},
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        return 125, "", f"cannot start Trivy: {error}"
+    try:
+        try:
+            status = container.wait(timeout=timeout)
+            code = int(status.get("StatusCode", 1))
+        except requests.exceptions.RequestException:
+            container.kill()
+            code = 124
+        out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
     finally:
         container.remove(force=True)
+    if code == 124:
+        err += f"\nTrivy did not finish within {timeout:g}s"
+    return code, out, err
+
+
+def _scan_one(
+    client: docker.DockerClient, scanner: str, image: str, *, offline: bool, config: Config
+) -> tuple[CheckResult, list[Finding]]:
+    command = trivy_command(image, offline=offline, insecure=needs_insecure(image))
+    code, stdout, stderr = _run_trivy(client, scanner, command, SCAN_TIMEOUT + 60, config)
     try:
         report = json.loads(stdout)
     except json.JSONDecodeError:
-        return classify_failure(image, stderr + stdout), []
-    del exit_status  # the verdict comes from the report, not the exit code
+        return classify_failure(image, stderr + stdout or f"exit {code}"), []
     found = findings(report, image)
     return verdict(image, found), found

@@ -51,27 +51,60 @@ def test_unknown_schema_is_refused() -> None:
         scan.findings({"SchemaVersion": 1}, "img")
 
 
+DB_DOWNLOAD_FAILED = "2026-11-26T04:00:00Z\tFATAL\tFatal error\trun error: init error: DB error: failed to download vulnerability DB: OCI repository error: dial tcp: lookup mirror.gcr.io: no such host"
+
+
+def test_a_failed_database_download_is_unverified() -> None:
+    result = scan.classify_download(1, DB_DOWNLOAD_FAILED)
+    assert result is not None and result.status is Status.UNVERIFIED
+    assert result.detail.startswith("vulnerability database unreachable (")
+    assert scan.classify_download(0, "") is None
+
+
 @pytest.mark.parametrize(
     "output",
     [
-        "2026-11-26T04:00:00Z\tFATAL\tFatal error\trun error: init error: DB error: failed to download vulnerability DB: OCI repository error: dial tcp: lookup mirror.gcr.io: no such host",
-        "FATAL init error: DB error: --skip-db-update cannot be specified on the first run",
+        # A scan's own failures are FAILED even when they sound like the network:
+        'FATAL unable to find the specified image "x"',
+        "FATAL image scan error: GET http://localhost:5001/v2/: dial tcp 127.0.0.1:5001: connect: connection refused",
+        "FATAL run error: i/o timeout",
+        "FATAL cache error: DB error: unable to open the cache",
+        DB_DOWNLOAD_FAILED,  # a scan run never downloads (--skip-db-update)
     ],
 )
-def test_unreachable_database_is_unverified(output: str) -> None:
+def test_a_scan_without_a_report_fails_whatever_the_error(output: str) -> None:
     result = scan.classify_failure("img", output)
-    assert result.status is Status.UNVERIFIED
-    assert result.detail == "vulnerability database unreachable"
-
-
-def test_other_trivy_errors_fail() -> None:
-    result = scan.classify_failure("img", 'FATAL unable to find the specified image "x"')
     assert result.status is Status.FAILED
+    assert result.detail.startswith("Trivy failed without a report: ")
+
+
+def test_the_database_download_has_its_own_generous_deadline() -> None:
+    command = scan.download_command(offline=False)
+    assert "--download-db-only" in command
+    assert command[command.index("--timeout") + 1] == f"{scan.DB_DOWNLOAD_TIMEOUT:g}s"
+    assert "--insecure" not in command  # TLS is always verified for the database
+    assert "--skip-db-update" in scan.download_command(offline=True)
+
+
+@pytest.mark.parametrize(
+    ("image", "insecure"),
+    [
+        ("localhost:5001/lab/backend:abc", False),
+        ("127.0.0.1:5001/lab/backend:abc", False),
+        ("registry.internal:5000/lab/backend:abc", True),
+        ("10.0.0.5:5000/lab/backend:abc", True),
+        ("lab/backend:abc", False),  # docker.io
+    ],
+)
+def test_insecure_is_only_for_non_loopback_registries(image: str, insecure: bool) -> None:
+    assert scan.needs_insecure(image) is insecure
+    assert ("--insecure" in scan.trivy_command(image, offline=False, insecure=scan.needs_insecure(image))) is insecure
 
 
 def test_trivy_command_ignores_unfixed_and_can_run_offline() -> None:
     online = scan.trivy_command("localhost:5001/lab/backend:abc", offline=False)
     assert "--ignore-unfixed" in online and online[-1] == "localhost:5001/lab/backend:abc"
     assert "--format" in online and "json" in online
-    assert "--skip-db-update" not in online
-    assert "--skip-db-update" in scan.trivy_command("x", offline=True)
+    assert "--skip-db-update" in online  # the download step fetched it
+    assert "--insecure" not in online
+    assert "--offline-scan" in scan.trivy_command("x", offline=True)
