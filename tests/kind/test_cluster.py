@@ -220,11 +220,16 @@ spec:
           args:
             - |
               getent hosts redis.default.svc.cluster.local
+              # kube-proxy programs a new Service's endpoints a moment after they are ready
+              for _ in $(seq 30); do redis-cli -h redis.default.svc.cluster.local ping && break; sleep 1; done
               redis-cli -h redis.default.svc.cluster.local set greeting hello
-              test "$(redis-cli -h redis set greeting hello >/dev/null; redis-cli -h redis get greeting)" = hello
+              test "$(redis-cli -h redis get greeting)" = hello
 """
     )
-    tier1.wait("the client job", "--for=condition=Complete", "job/client")
+    try:
+        tier1.wait("the client job", "--for=condition=Complete", "job/client")
+    finally:
+        print(tier1.kubectl("logs", "job/client"))
     pvc = json.loads(tier1.kubectl("get", "pvc", "data", "-o", "json"))
     assert pvc["status"]["phase"] == "Bound"
     # The data is on the volume, which local-path provisioned on the node.

@@ -27,7 +27,7 @@ ADAPTER_DIR = Path(__file__).resolve().parent / "bin"
 
 def _versions() -> dict[str, str]:
     """The tier's versions, as .ci/tools/kind/versions.sh computes them."""
-    script = f'source "{TOOLS / "versions.sh"}"; env | grep -E "^(KIND|K8S|ARGOCD|TRIVY|GITEA)_"'
+    script = f'set -a; source "{TOOLS / "versions.sh"}"; env | grep -E "^(KIND|K8S|ARGOCD|TRIVY|GITEA)_"'
     output = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, check=True, timeout=30
     ).stdout

@@ -203,6 +203,10 @@ build_pilot() {
   module_copy "istio.io/istio@$ISTIO_MODULE_VERSION" "$work/src"
   cd "$work/src"
   for pin in "${ISTIO_DEP_PINS[@]}"; do go mod edit -require="$pin"; done
+  # The experimental agentgateway controller needs a module the proxy does not serve:
+  # a stand-in package with the same API (agentgateway-stub.go says why).
+  rm -f pilot/pkg/config/kube/agentgateway/*.go
+  cp "$here/agentgateway-stub.go" pilot/pkg/config/kube/agentgateway/controller.go
   local pkg=istio.io/istio/pkg/version
   GOFLAGS=-mod=mod go build -trimpath \
     -ldflags "-s -w -X $pkg.buildVersion=$ISTIO_VERSION_LABEL -X $pkg.buildGitRevision=${ISTIO_MODULE_VERSION##*-} -X $pkg.buildStatus=Clean -X $pkg.buildTag=$ISTIO_VERSION_LABEL" \
@@ -213,9 +217,9 @@ build_trivy() {
   local out=$1 work=$2
   module_copy "github.com/aquasecurity/trivy@$TRIVY_VERSION" "$work/src"
   cd "$work/src"
-  local go_need
-  go_need=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
-  GOFLAGS=-mod=mod go build -trimpath \
+  # Trivy builds with Go 1.25's encoding/json/v2 experiment, whose API moved in 1.26:
+  # the go command fetches that toolchain from the module proxy.
+  GOTOOLCHAIN=$TRIVY_GO GOEXPERIMENT=jsonv2 GOFLAGS=-mod=mod go build -trimpath \
     -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
     -o "$out/trivy" ./cmd/trivy
 }

@@ -239,7 +239,9 @@ node_images=(
 # kind's node-image build, by hand (it would pull with ctr): the Kubernetes binaries in
 # /usr/bin, /kind/version, the CNI and storage manifests, and every image above imported
 # into containerd's k8s.io namespace, then `docker commit`.
-node_key=$( (docker image inspect --format '{{.Id}}' "$base_image" "${node_images[@]}"; sha256sum "$k8s"/kube* "$0") | sha256sum | cut -c1-16)
+# Bump when the assembly below changes (its inputs' IDs and binaries are keyed already).
+node_recipe=2
+node_key=$( (docker image inspect --format '{{.Id}}' "$base_image" "${node_images[@]}"; sha256sum "$k8s"/kube*; echo "$node_recipe") | sha256sum | cut -c1-16)
 node_image=kindest/node:$K8S_VERSION
 node_ref_file=$KIND_CACHE/node-image.ref
 have=$(docker image inspect --format '{{ index .Config.Labels "dev.lab.kind-tier.key" }}' "$node_image" 2>/dev/null || true)
@@ -341,7 +343,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
  && mkdir -p /var/lib/gitea /etc/gitea && chown git:git /var/lib/gitea /etc/gitea
 COPY rootless/ /
 COPY app/ /app/gitea/
-RUN chmod 0755 /usr/local/bin/* /app/gitea/gitea && ln -s /app/gitea/gitea /usr/local/bin/gitea
+RUN chmod 0755 /usr/local/bin/* /app/gitea/gitea && ln -sf /app/gitea/gitea /usr/local/bin/gitea
 USER 1000:1000
 ENV GITEA_WORK_DIR=/var/lib/gitea GITEA_CUSTOM=/var/lib/gitea/custom GITEA_TEMP=/tmp/gitea \\
     TMPDIR=/tmp/gitea GITEA_APP_INI=/etc/gitea/app.ini HOME=/var/lib/gitea/git \\

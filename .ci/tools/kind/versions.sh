@@ -25,6 +25,8 @@ LOCAL_PATH_VERSION=v0.0.30
 HELM_VERSION=v4.3.1   # Argo CD v3.6.1 hack/tool-versions.sh
 # Argo CD v3.6's go.mod asks for Go 1.27; the go command fetches this toolchain.
 ARGOCD_GO=go1.27.3
+# Trivy v0.68 builds with GOEXPERIMENT=jsonv2 as Go 1.25 shaped it (its goreleaser.yml).
+TRIVY_GO=go1.25.14
 
 # Istio: served only as pseudo-versions of its branches (see .ci/tools/istioctl.sh).
 ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
