@@ -334,6 +334,13 @@ def execute(run: Run, stages: Sequence[Stage], *, start: str | None = None) -> l
             )
             if error.command or error.output_tail:  # the evidence, once; the hint comes last
                 run.ctx.ui.info(error.render().split("\n  hint:")[0])
+        except Exception as error:
+            # A Kubernetes ApiException, a docker APIError, a requests timeout: the stage
+            # failed, and the report (json, junit, html) must say so, with the evidence.
+            result = crashed_stage(name, error, time.monotonic() - began)
+            bundle = diagnostics.collect(run.ctx.config, LabError(result.summary))
+            result.data["diagnostics"] = str(bundle)
+            run.ctx.ui.warn(f"stage {name} crashed: {result.summary}; diagnostics: {bundle}")
         run.results.append(result)
         ok = result.status in (Status.PASSED, Status.SKIPPED) or (
             result.status is Status.UNVERIFIED and not run.strict
@@ -342,6 +349,24 @@ def execute(run: Run, stages: Sequence[Stage], *, start: str | None = None) -> l
         if not ok:
             stopped = f"{name} {result.status.value}"
     return run.results
+
+
+def crashed_stage(name: str, error: BaseException, duration: float) -> StageResult:
+    """A stage that raised something other than a LabError, as a FAILED result (pure)."""
+    kind = type(error).__name__
+    body = getattr(error, "body", None)  # kubernetes ApiException keeps the server's answer
+    reason = str(getattr(error, "reason", "") or error).strip().splitlines()
+    summary = f"{kind}: {reason[0] if reason else 'no message'}"[:300]
+    output = "\n".join(part for part in (str(error), str(body or "")) if part)[-4000:]
+    return StageResult(
+        name,
+        Status.FAILED,
+        time.time(),
+        duration,
+        summary,
+        (CheckResult(name, Status.FAILED, duration, summary, output),),
+        {"hint": "a bug in lab or in an API it calls; the report keeps the evidence"},
+    )
 
 
 def pipeline_run(

@@ -197,3 +197,19 @@ def test_without_a_data_plane_the_smoke_job_calls_the_services_directly() -> Non
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == ["X", "SERVICE_ROUTES"]
     assert "/api/=http://backend{-version}:3000" in env[1]["value"]
+
+
+def test_a_crash_that_is_not_a_lab_error_fails_its_stage_and_the_report(tmp_path) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from lab import report
+
+    error = ApiException(status=400, reason="Bad Request")
+    error.body = '{"message":"container \\"smoke-test\\" in pod is waiting to start"}'
+    stage = pipeline.crashed_stage("smoke", error, 1.5)
+    assert stage.status is Status.FAILED
+    assert stage.summary.startswith("ApiException: Bad Request")
+    assert "waiting to start" in stage.checks[0].output
+    run = report.RunReport("r", "a" * 40, "main", False, 0.0, (stage,))
+    assert run.status is Status.FAILED
+    assert 'failures="1"' in report.to_junit(run)
