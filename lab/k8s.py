@@ -213,11 +213,39 @@ class Cluster:
     def pod_log(
         self, namespace: str, pod: str, container: str | None = None, tail: int = 200
     ) -> str:
+        """The pod's log, or a line saying why there is none (a container that has not
+        started answers 400, a pod that has gone 404): never an exception."""
         core = kclient.CoreV1Api(self.api)
-        text: str = core.read_namespaced_pod_log(
-            pod, namespace, container=container, tail_lines=tail
-        )
+        try:
+            text: str = core.read_namespaced_pod_log(
+                pod, namespace, container=container, tail_lines=tail
+            )
+        except ApiException as error:
+            return f"(no log of {namespace}/{pod}: HTTP {error.status} {error.reason})\n"
         return text
+
+    def job_pod(self, namespace: str, job: dict[str, Any]) -> str | None:
+        """The newest pod of this very Job (by its controller uid, not by name)."""
+        uid = (job.get("metadata") or {}).get("uid")
+        if not uid:
+            return None
+        pods = self.list_objects(
+            "v1", "Pod", namespace, selector=f"batch.kubernetes.io/controller-uid={uid}"
+        )
+        return newest_pod(pods)
+
+
+def newest_pod(pods: Iterable[dict[str, Any]]) -> str | None:
+    """The name of the most recently created pod (pure)."""
+    ordered = sorted(
+        pods,
+        key=lambda pod: str(
+            (pod.get("metadata") or {}).get("creation_timestamp")
+            or (pod.get("metadata") or {}).get("creationTimestamp")
+            or ""
+        ),
+    )
+    return str(ordered[-1]["metadata"]["name"]) if ordered else None
 
 
 def connect(context: str) -> Cluster:

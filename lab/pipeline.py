@@ -571,12 +571,9 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
         timeout=ctx.config.smoke_timeout,
         report=ctx.ui.progress,
     ).seen
-    pods = cluster.list_objects("v1", "Pod", namespace, selector=f"job-name={SMOKE_JOB}")
-    logs = (
-        cluster.pod_log(namespace, pods[-1]["metadata"]["name"], container=SMOKE_JOB)
-        if pods
-        else ""
-    )
+    finished = cluster.get("batch/v1", "Job", SMOKE_JOB, namespace) or {}
+    pod = cluster.job_pod(namespace, finished)
+    logs = cluster.pod_log(namespace, pod, container=SMOKE_JOB) if pod else ""
     for line in logs.splitlines():
         ctx.ui.output(line)
     passed = verdict == "complete"

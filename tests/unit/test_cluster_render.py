@@ -282,3 +282,12 @@ def test_an_unknown_data_plane_mode_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="istio_data_plane"):
         config.load({"istio_data_plane": "ambient"}, {})
+
+
+def test_the_newest_pod_is_picked_by_creation_time_not_by_name() -> None:
+    pods = [
+        {"metadata": {"name": "smoke-test-zzzzz", "creationTimestamp": "2026-12-01T10:00:00Z"}},
+        {"metadata": {"name": "smoke-test-aaaaa", "creationTimestamp": "2026-12-01T10:05:00Z"}},
+    ]
+    assert k8s.newest_pod(pods) == "smoke-test-aaaaa"
+    assert k8s.newest_pod([]) is None
