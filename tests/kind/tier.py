@@ -27,7 +27,7 @@ ADAPTER_DIR = Path(__file__).resolve().parent / "bin"
 
 def _versions() -> dict[str, str]:
     """The tier's versions, as .ci/tools/kind/versions.sh computes them."""
-    script = f'set -a; source "{TOOLS / "versions.sh"}"; env | grep -E "^(KIND|K8S|ARGOCD|TRIVY|GITEA)_"'
+    script = f'set -a; source "{TOOLS / "versions.sh"}"; env | grep -E "^(KIND|K8S|ARGOCD|TRIVY|GITEA|KUSTOMIZE)_"'
     output = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, check=True, timeout=30
     ).stdout
@@ -55,13 +55,16 @@ class Artifacts:
 
     kind: Path
     kubectl: Path
+    istioctl: Path
+    kustomize: Path
     node_image: str
 
     @property
     def path(self) -> str:
-        """PATH for kind and lab: the docker adapter first, then kind and kubectl."""
+        """PATH for kind and lab: the docker adapter first, then the tools lab runs."""
+        tools = (self.kind, self.kubectl, self.istioctl, self.kustomize)
         return os.pathsep.join(
-            [str(ADAPTER_DIR), str(self.kind.parent), str(self.kubectl.parent), os.environ["PATH"]]
+            [str(ADAPTER_DIR), *(str(tool.parent) for tool in tools), os.environ["PATH"]]
         )
 
 
@@ -70,7 +73,10 @@ def artifacts() -> Artifacts:
     kind = CACHE / "bin" / f"kind-{VERSIONS['KIND_VERSION']}" / "kind"
     kubectl = CACHE / "bin" / f"kubernetes-{VERSIONS['K8S_VERSION']}" / "kubectl"
     ref = CACHE / "node-image.ref"
-    missing = [str(p) for p in (kind, kubectl, ref) if not p.exists()]
+    lab_cache = CACHE.parent
+    istioctl = next(iter(sorted(lab_cache.glob("istioctl-*/istioctl"))), lab_cache / "istioctl-?")
+    kustomize = lab_cache / f"kustomize-{VERSIONS['KUSTOMIZE_VERSION']}" / "kustomize"
+    missing = [str(p) for p in (kind, kubectl, istioctl, kustomize, ref) if not p.exists()]
     if missing:
         pytest.fail(
             "the kind tier's artifacts are not built: missing "
@@ -78,7 +84,7 @@ def artifacts() -> Artifacts:
             + "; run `.ci/tools/kind/build.sh` (cold: about an hour on 2 cores, then cached)",
             pytrace=False,
         )
-    return Artifacts(kind, kubectl, ref.read_text().strip())
+    return Artifacts(kind, kubectl, istioctl, kustomize, ref.read_text().strip())
 
 
 def settings(node_image: str, **overrides: Any) -> dict[str, Any]:

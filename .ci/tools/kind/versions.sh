@@ -10,6 +10,7 @@ K8S_VERSION=$(sed -n 's/^ *"kindest\/node:\(v[0-9.]*\)"$/\1/p; s/^ *kind_node_im
 ARGOCD_VERSION=$(_pin argocd_version)                   # v3.6.1
 TRIVY_VERSION=v$(_pin trivy_image | sed 's/.*://')      # aquasec/trivy:<version>
 GITEA_VERSION=$(_pin gitea_version)
+KUSTOMIZE_VERSION=$(_pin kustomize_version)
 
 # What kind's base image and kubeadm need (kubeadm v1.36's constants.go asks for etcd
 # 3.6.8-0, coredns v1.14.2 and pause 3.10.2).
