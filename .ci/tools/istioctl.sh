@@ -24,7 +24,9 @@ set -euo pipefail
 # A commit on Istio's release-1.30 branch (Makefile.core.mk: BASE_VERSION 1.30-2026-08-26).
 # Keep in step with ISTIO_MODULE_VERSION in lab/manifests.py.
 ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
-ISTIO_VERSION_LABEL="1.30-dev+9739e10eb9d7"
+# A pre-release of 1.30.0 in semver; it becomes a Kubernetes label value on every
+# object istioctl installs, so it may hold only [A-Za-z0-9._-] (no "+").
+ISTIO_VERSION_LABEL="1.30.0-dev.9739e10eb9d7"
 ISTIO_DEP_PINS=(
   istio.io/api@v1.30.8
   istio.io/client-go@v1.30.8
@@ -76,7 +78,7 @@ PY
 fi
 
 # --- istioctl ----------------------------------------------------------------------
-if [[ ! -x "$binary" ]]; then
+if [[ ! -x "$binary" || "$(cat "$dest/.label" 2>/dev/null)" != "$ISTIO_VERSION_LABEL" ]]; then
   echo "istioctl.sh: building istioctl from istio.io/istio@$ISTIO_MODULE_VERSION (slow when cold)" >&2
   module_dir="$(istio_module_dir)"
   [[ -d "$module_dir" ]] || { echo "istioctl.sh: module download gave no directory" >&2; exit 1; }
@@ -96,6 +98,7 @@ if [[ ! -x "$binary" ]]; then
       ./istioctl/cmd/istioctl
   )
   mv "$binary.tmp" "$binary"
+  echo "$ISTIO_VERSION_LABEL" >"$dest/.label"
 fi
 
 echo "$binary"

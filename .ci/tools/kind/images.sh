@@ -343,7 +343,8 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
  && mkdir -p /var/lib/gitea /etc/gitea && chown git:git /var/lib/gitea /etc/gitea
 COPY rootless/ /
 COPY app/ /app/gitea/
-RUN chmod 0755 /usr/local/bin/* /app/gitea/gitea && ln -sf /app/gitea/gitea /usr/local/bin/gitea
+# /usr/local/bin/gitea is Gitea's own wrapper (it passes -c \$GITEA_APP_INI to /app/gitea/gitea).
+RUN chmod 0755 /usr/local/bin/* /app/gitea/gitea
 USER 1000:1000
 ENV GITEA_WORK_DIR=/var/lib/gitea GITEA_CUSTOM=/var/lib/gitea/custom GITEA_TEMP=/tmp/gitea \\
     TMPDIR=/tmp/gitea GITEA_APP_INI=/etc/gitea/app.ini HOME=/var/lib/gitea/git \\

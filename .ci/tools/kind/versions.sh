@@ -31,7 +31,9 @@ TRIVY_GO=go1.25.14
 
 # Istio: served only as pseudo-versions of its branches (see .ci/tools/istioctl.sh).
 ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
-ISTIO_VERSION_LABEL="1.30-dev+9739e10eb9d7"
+# A pre-release of 1.30.0 in semver; it becomes a Kubernetes label value on every
+# object istioctl installs, so it may hold only [A-Za-z0-9._-] (no "+").
+ISTIO_VERSION_LABEL="1.30.0-dev.9739e10eb9d7"
 ISTIO_DEP_PINS=(
   istio.io/api@v1.30.8
   istio.io/client-go@v1.30.8
