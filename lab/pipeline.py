@@ -369,6 +369,17 @@ def crashed_stage(name: str, error: BaseException, duration: float) -> StageResu
     )
 
 
+def stopping_stage(result: report.RunReport) -> StageResult:
+    """The stage that stopped the run: the first FAILED one, else the first UNVERIFIED
+    (pure). A lenient run goes on past UNVERIFIED stages, so the first of those is not
+    necessarily where it stopped."""
+    for wanted in (Status.FAILED, Status.UNVERIFIED):
+        for stage in result.stages:
+            if stage.status is wanted:
+                return stage
+    raise ValueError("the run did not stop")
+
+
 def pipeline_run(
     ctx: Context, options: Options, stages: Sequence[Stage] = STAGES
 ) -> report.RunReport:
@@ -387,7 +398,7 @@ def pipeline_run(
         finally:
             result = finish(run, started)
     if result.status is Status.FAILED or (result.status is Status.UNVERIFIED and run.strict):
-        failed = next(s for s in result.stages if s.status in (Status.FAILED, Status.UNVERIFIED))
+        failed = stopping_stage(result)
         first = f"{failed.data['hint']}; then " if failed.data.get("hint") else "fix it, then "
         raise LabError(
             f"pipeline {result.status.value} at stage {failed.name}: {failed.summary}",

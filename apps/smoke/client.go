@@ -94,7 +94,7 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 	target := r.path
 	direct := ""
 	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
-		direct = resolve(c.routes, r.path, r.header.Get("x-version"))
+		direct = resolve(c.routes, r.path, headerValue(r.header, "x-version"))
 		if direct != "" {
 			target = direct + r.path
 		} else {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -60,4 +61,15 @@ func resolve(routes []route, path, version string) string {
 		suffix = "-" + version
 	}
 	return strings.ReplaceAll(routes[best].template, versionSlot, suffix)
+}
+
+// headerValue reads a header from a request's own map, whose keys the checks write
+// as they are sent ("x-version"), not in Go's canonical form.
+func headerValue(h http.Header, name string) string {
+	for key, values := range h {
+		if strings.EqualFold(key, name) && len(values) > 0 {
+			return values[0]
+		}
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseRoutesRefusesWhatIsNotPrefixEqualsURL(t *testing.T) {
@@ -77,5 +78,27 @@ func TestRoutedRequestsGoToTheServiceOfThePinnedVariant(t *testing.T) {
 	env["SERVICE_ROUTES"] = "/api/=nonsense"
 	if _, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard); err == nil {
 		t.Fatal("a malformed SERVICE_ROUTES must be refused")
+	}
+}
+
+// The checks pin a variant with a lower-case "x-version" key, as they send it.
+func TestThePinnedVariantPicksItsService(t *testing.T) {
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.Path)
+	}))
+	defer srv.Close()
+	routes, err := parseRoutes("/api/=http://backend{-version}:3000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{base: srv.URL, routes: routes, http: &http.Client{Timeout: 2 * time.Second}}
+	ex := c.do(context.Background(), request{method: http.MethodGet, path: "/api/version", header: http.Header{"x-version": {"v2"}}})
+	if ex.url != "http://backend-v2:3000/api/version" {
+		t.Fatalf("pinned v2 went to %q, want http://backend-v2:3000/api/version", ex.url)
+	}
+	ex = c.do(context.Background(), request{method: http.MethodGet, path: "/api/version"})
+	if ex.url != "http://backend:3000/api/version" {
+		t.Fatalf("unpinned went to %q, want the shared Service", ex.url)
 	}
 }

@@ -174,9 +174,12 @@ def _hook_deliveries(lab: Lab, hook_id: int, tmp_path: Path) -> list[tuple[bool,
 
 
 def test_the_pipeline_runs_end_to_end(lab: Lab) -> None:
-    result = lab.invoke("pipeline.run", "--runner", "host", "--allow-dirty", timeout=3600)
+    # --lenient: CI=true makes runs strict, and here every vulnerability database is out
+    # of reach; the audits and the scan must say UNVERIFIED, and the run go on.
+    result = lab.invoke("pipeline.run", "--runner", "host", "--lenient", timeout=3600)
     out = result.stdout + result.stderr
-    assert "UNVERIFIED" in out or "unverified" in out
+    print(out[-5000:])
+    assert "UNVERIFIED: vulnerability database unreachable" in out
     assert "pull request #" in out
 
 

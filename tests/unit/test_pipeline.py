@@ -213,3 +213,19 @@ def test_a_crash_that_is_not_a_lab_error_fails_its_stage_and_the_report(tmp_path
     run = report.RunReport("r", "a" * 40, "main", False, 0.0, (stage,))
     assert run.status is Status.FAILED
     assert 'failures="1"' in report.to_junit(run)
+
+
+def test_the_stage_named_as_stopping_the_run_is_the_failed_one_not_an_earlier_unverified() -> None:
+    from lab import report
+
+    def stage(name: str, status: Status) -> StageResult:
+        return StageResult(name, status, 0.0, 1.0, name)
+
+    run = report.RunReport(
+        "r", "a" * 40, "main", False, 0.0,
+        (stage("quality", Status.UNVERIFIED), stage("scan", Status.UNVERIFIED),
+         stage("smoke", Status.FAILED), stage("promote", Status.SKIPPED)),
+    )  # fmt: skip
+    assert pipeline.stopping_stage(run).name == "smoke"
+    strict = report.RunReport("r", "a" * 40, "main", False, 0.0, (stage("quality", Status.UNVERIFIED),))
+    assert pipeline.stopping_stage(strict).name == "quality"
