@@ -147,9 +147,12 @@ def ensure_cluster(lab: Lab) -> str:
     path = config.state_path / "kind-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False), encoding="utf-8")
+    network_existed = _docker_answers() and _kind_network_exists()
     cluster.create_cluster(config, str(path))
     if proc.dry_run_enabled():
         return f"planned (config: {path})"
+    if not network_existed:  # kind made it for us: lab.down removes it when unused
+        lab.state["kind_network_ours"] = True
     lab.state["cluster_settings"] = cluster.settings_hash(config)
     lab.state.save()
     return "created"
@@ -500,6 +503,11 @@ def _docker_answers() -> bool:
     return True
 
 
+def _kind_network_exists() -> bool:
+    found = engine.client().networks.list(names=[cluster.KIND_NETWORK])  # a substring match
+    return any(network.name == cluster.KIND_NETWORK for network in found)
+
+
 def _cluster_exists(config: Config) -> bool:
     """Whether kind has our cluster; in dry-run a missing kind means "no cluster yet"."""
     if proc.dry_run_enabled() and proc.which("kind") is None:
@@ -597,7 +605,9 @@ class Leftovers:
         return "; ".join(parts) or "nothing"
 
 
-def leftovers(config: Config, *, keep_registry: bool = False) -> Leftovers:
+def leftovers(
+    config: Config, *, keep_registry: bool = False, kind_network: bool = False
+) -> Leftovers:
     """Everything of the lab that exists: labelled objects, kind's node containers, contexts."""
     client = engine.client()
     label = f"{engine.LAB_LABEL}={config.cluster_name}"
@@ -613,6 +623,14 @@ def leftovers(config: Config, *, keep_registry: bool = False) -> Leftovers:
             v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
         }
     networks = {n.name for n in client.networks.list(filters={"label": label})}
+    # kind's own network, when kind made it for the lab: ours once nothing else is
+    # attached to it (kind makes it again on demand); kept while anything else uses it.
+    for network in client.networks.list(names=[cluster.KIND_NETWORK]) if kind_network else []:
+        network.reload()
+        attached = (network.attrs.get("Containers") or {}).values()
+        others = {c.get("Name") for c in attached} - containers
+        if network.name == cluster.KIND_NETWORK and not others:
+            networks.add(network.name)
     return Leftovers(
         tuple(sorted(containers)),
         tuple(sorted(networks)),
@@ -639,11 +657,12 @@ def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) ->
     config = ctx.config
     ui = ctx.ui
     client = engine.client()
+    made_network = bool(State.load(config.state_path).get("kind_network_ours"))
     with ui.step("Deleting the kind cluster"):
         if proc.which("kind") and cluster.cluster_exists(config):
             cluster.delete_cluster(config)
     with ui.step("Removing the lab's containers, volumes and networks"):
-        found = leftovers(config, keep_registry=keep_registry)
+        found = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
         for name in found.containers:
             _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
         for name in found.volumes:
@@ -667,7 +686,7 @@ def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) ->
             ui.info(f"  would: {action}")
         return
     with ui.step("Verifying nothing of the lab remains"):
-        remaining = leftovers(config, keep_registry=keep_registry)
+        remaining = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
         if remaining:
             raise LabError(
                 f"some of the lab is still here: {remaining.describe()}",

@@ -196,3 +196,10 @@ def test_lab_down_leaves_nothing(lab: Lab) -> None:
     assert client.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"}) == []
     assert client.containers.list(all=True, filters={"name": lab.config.registry_name}) == []
     assert client.volumes.list(filters={"label": "dev.lab.managed"}) == []
+    # kind made its network for this lab (no other kind cluster runs here): gone too.
+    assert [n.name for n in client.networks.list() if n.name == "kind"] == []
+    contexts = subprocess.run(
+        [str(lab.art.kubectl), "--kubeconfig", str(lab.kubeconfig), "config", "get-contexts", "-o", "name"],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout.split()  # fmt: skip
+    assert lab.config.kube_context not in contexts
