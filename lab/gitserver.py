@@ -11,6 +11,8 @@ Git itself (clone, commit, push) lives in `lab.gitops`; this module only speaks 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -563,6 +565,32 @@ def gitea_manifests(config: Config, directory: Path = MANIFESTS_DIR) -> list[dic
             for container in (*pod.get("initContainers", ()), *pod["containers"]):
                 container["image"] = config.gitea_image
     return documents
+
+
+SECRET_CHECKSUM_ANNOTATION = "lab.dev/gitea-admin-secret-sha256"
+
+
+def roll_on_secret_change(
+    manifests: list[dict[str, Any]], secret: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Gitea's Deployment with a checksum of the admin Secret on its pod template (pure).
+
+    Gitea reads the admin password once, in its init container. When `.lab/state.json`
+    is lost while the cluster lives, lab writes new credentials into the Secret; the
+    changed checksum rolls the pod, so the init container sets the new password and
+    lab's token request is not refused with 401. Only a hash is written, never a value.
+    """
+    digest = hashlib.sha256(
+        json.dumps(secret.get("stringData") or {}, sort_keys=True).encode()
+    ).hexdigest()
+    rolled = []
+    for document in manifests:
+        if document.get("kind") == "Deployment":
+            document = copy.deepcopy(document)
+            template = document["spec"]["template"].setdefault("metadata", {})
+            template.setdefault("annotations", {})[SECRET_CHECKSUM_ANNOTATION] = digest
+        rolled.append(document)
+    return rolled
 
 
 def admin_secret(

@@ -252,7 +252,7 @@ def ensure_gitea(lab: Lab) -> str:
     if not proc.dry_run_enabled():
         lab.state.save()
     apply = lab.cluster().apply if not proc.dry_run_enabled() else _plan_apply
-    manifests = gitserver.gitea_manifests(config)
+    manifests = gitserver.roll_on_secret_change(gitserver.gitea_manifests(config), secret)
     for obj in k8s.apply_order(
         [
             *[m for m in manifests if m["kind"] == "Namespace"],

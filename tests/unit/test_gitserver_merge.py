@@ -25,3 +25,24 @@ def test_only_what_gitea_says_can_succeed_later_is_retried(
     status: int, message: str, retry: bool
 ) -> None:
     assert merge_retryable(status, message) is retry
+
+
+def test_new_admin_credentials_roll_the_gitea_pod_without_writing_them() -> None:
+    from lab import config, gitserver
+
+    c = config.load({}, {})
+    manifests = gitserver.gitea_manifests(c)
+
+    def checksum(password: str) -> str:
+        secret = gitserver.admin_secret(
+            c, username="lab-admin", password=password, secret_key="k", internal_token="t"
+        )
+        [deployment] = [
+            d for d in gitserver.roll_on_secret_change(manifests, secret) if d["kind"] == "Deployment"
+        ]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert password not in str(deployment)
+        return str(annotations[gitserver.SECRET_CHECKSUM_ANNOTATION])
+
+    assert checksum("first") == checksum("first")
+    assert checksum("first") != checksum("after-state.json-was-lost")
