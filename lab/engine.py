@@ -64,3 +64,46 @@ def info(engine: docker.DockerClient) -> EngineInfo:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def pull(engine: docker.DockerClient, reference: str) -> Any:
+    """Pull `reference` and return the image; the registry's own words on failure.
+
+    docker-py's `images.pull` ignores the error chunks of the stream, so a refused pull
+    (`toomanyrequests`, `unauthorized`, `manifest unknown`) surfaced as "No such image".
+    """
+    repository, tag = split_tag(reference)
+    try:
+        for chunk in engine.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise pull_refused(reference, str(chunk.get("error") or chunk))
+        return engine.images.get(reference)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise pull_refused(reference, str(error)) from error
+
+
+def pull_refused(reference: str, message: str) -> LabError:
+    """One error for a refused pull, with the registry's message and what to do (pure)."""
+    limited = "toomanyrequests" in message.lower() or "rate limit" in message.lower()
+    hint = (
+        "Docker Hub limits anonymous pulls: `docker login`, wait for the limit to reset, "
+        "or load a workshop bundle"
+        if limited
+        else "check the name and tag, and that this machine reaches the registry (proxy?)"
+    )
+    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    return LabError(f"cannot pull {reference}: {first}", hint=hint, output_tail=message[-2000:])
+
+
+def split_tag(reference: str) -> tuple[str, str | None]:
+    """`name[:tag][@digest]` as (repository, tag or digest) for the pull API (pure)."""
+    if "@" in reference:
+        repository, digest = reference.split("@", 1)
+        if ":" in repository.split("/")[-1]:  # name:tag@digest: the digest wins
+            repository = repository.rsplit(":", 1)[0]
+        return repository, digest
+    last = reference.split("/")[-1]
+    if ":" in last:
+        repository, tag = reference.rsplit(":", 1)
+        return repository, tag
+    return reference, "latest"

@@ -693,13 +693,13 @@ class DockerRunner:
             raise engine.unreachable(error) from error
         self.ui.progress(f"pulling {reference}")
         try:
-            return self.engine.images.pull(reference)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            return engine.pull(self.engine, reference)
+        except LabError as error:
             raise LabError(
-                f"toolchain image {reference} is not here and cannot be pulled",
-                hint=f"`docker pull {reference}` on a machine with registry access; "
-                "without one, .ci/tools/standins.sh builds a local stand-in",
-                output_tail=tail(str(error), 5),
+                f"toolchain image {reference} is not here and cannot be pulled: {error.message}",
+                hint=f"{error.hint}; or `docker pull {reference}` on a machine with registry "
+                "access; without one, .ci/tools/standins.sh builds a local stand-in",
+                output_tail=error.output_tail,
             ) from error
 
     def _build(self, tag: str, base: str, recipe: str) -> None:

@@ -208,12 +208,12 @@ def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckRes
         image = client.images.get(reference)
     except docker.errors.ImageNotFound:
         try:
-            image = client.images.pull(reference)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+            image = engine.pull(client, reference)
+        except LabError as error:
             return CheckResult(
                 "scanner",
                 Status.FAILED,
-                detail=f"scanner image {reference} unavailable (cannot pull: {str(error)[:120]})",
+                detail=f"scanner image unavailable: {error.message[:200]} ({error.hint})",
             )
     digests = image.attrs.get("RepoDigests") or []
     return str(digests[0]) if digests else str(image.id)

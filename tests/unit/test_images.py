@@ -194,3 +194,24 @@ def test_build_past_its_deadline_is_abandoned_with_the_step_it_was_at() -> None:
     log = images._BuildLog("frontend", None, deadline=0.0)  # long past
     with pytest.raises(images.ImageBuildError, match="past its deadline"):
         log.consume([{"stream": "Step 1/9 : FROM node:20-bookworm-slim\n"}])
+
+
+def test_a_refused_pull_says_what_the_registry_said_and_what_to_do() -> None:
+    from lab import engine
+
+    error = engine.pull_refused(
+        "redis:7.4-bookworm",
+        "toomanyrequests: You have reached your unauthenticated pull rate limit.",
+    )
+    assert error.message.startswith("cannot pull redis:7.4-bookworm: toomanyrequests")
+    assert "docker login" in (error.hint or "")
+    other = engine.pull_refused("x:1", "manifest unknown")
+    assert "check the name and tag" in (other.hint or "")
+
+
+def test_references_split_for_the_pull_api() -> None:
+    from lab import engine
+
+    assert engine.split_tag("redis:7") == ("redis", "7")
+    assert engine.split_tag("localhost:5001/lab/backend") == ("localhost:5001/lab/backend", "latest")
+    assert engine.split_tag("aquasec/trivy:0.68.2@sha256:ab") == ("aquasec/trivy", "sha256:ab")
