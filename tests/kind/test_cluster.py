@@ -106,12 +106,21 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
             if cluster.cluster_exists(config):
                 cluster.delete_cluster(config)
             _remove_registry(client, config)
+            _remove_kind_network_if_unused(client)
         finally:
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _remove_kind_network_if_unused(client: docker.DockerClient) -> None:
+    """kind made its network for this cluster; leave the machine as the tier found it."""
+    for network in client.networks.list(names=[cluster.KIND_NETWORK]):
+        network.reload()
+        if network.name == cluster.KIND_NETWORK and not network.attrs.get("Containers"):
+            network.remove()
 
 
 def _remove_registry(client: docker.DockerClient, config: Config) -> None:
