@@ -72,7 +72,8 @@ compgen -G "tests/container/test_*.py" >/dev/null && suite container .venv/bin/p
 # The kind tier: its artifacts are built from Go modules and Debian packages, once, and
 # cached under ~/.cache/lab/kind (cold: about an hour on 2 cores; warm: seconds).
 compgen -G "tests/kind/test_*.py" >/dev/null && suite kind-images .ci/tools/kind/build.sh
-compgen -G "tests/kind/test_*.py" >/dev/null && suite kind .venv/bin/pytest tests -m kind -rs -v --durations=0
+kind_divergence="kind tier: istio_data_plane=none: Envoy (Istio's gateway and sidecars) cannot be built or fetched here, so istiod, its CRDs and its webhook are real and the smoke Job calls each Service directly; this machine's quirks are absorbed by tests/kind/ (see tests/kind/README.md)"
+compgen -G "tests/kind/test_*.py" >/dev/null && suite kind bash -c 'echo "$0"; exec .venv/bin/pytest tests -m kind -rs -v --durations=0' "$kind_divergence"
 compgen -G "tests/e2e/test_*.py" >/dev/null && suite e2e .venv/bin/pytest tests -m e2e -rs
 # The audit scripts are called directly: make would turn their exit 3 into its own 2.
 [[ -f apps/backend/scripts/audit.sh ]] && audit backend-audit bash -c 'cd apps/backend && bash scripts/audit.sh'
