@@ -14,9 +14,10 @@ from typing import Any
 
 import docker
 import docker.errors
+import httpx
 import yaml
 
-from lab import engine, proc
+from lab import engine, proc, wait
 from lab.config import Config
 from lab.errors import LabError
 
@@ -289,6 +290,7 @@ def ensure_registry(client: docker.DockerClient, config: Config) -> str:
         return "planned"
     if status.exists:
         client.containers.get(config.registry_name).start()
+        wait_until_serving(config)
         return "started"
     try:
         client.containers.run(
@@ -312,7 +314,34 @@ def ensure_registry(client: docker.DockerClient, config: Config) -> str:
             hint=f"is port {config.registry_port} free? (`invoke lab.doctor`)",
             output_tail=str(error),
         ) from error
+    wait_until_serving(config)
     return "created"
+
+
+REGISTRY_START_TIMEOUT = 60.0
+
+
+def wait_until_serving(config: Config, timeout: float = REGISTRY_START_TIMEOUT) -> None:
+    """Return once the registry answers its API: a push right after `docker run` would
+    otherwise meet a closed port ("Get http://localhost:5001/v2/: EOF")."""
+    url = f"http://{config.bind_address}:{config.registry_port}/v2/"
+
+    def look() -> wait.Observation:
+        try:
+            response = httpx.get(url, timeout=2)
+        except httpx.HTTPError as error:
+            return wait.Observation(False, f"{url}: {type(error).__name__}")
+        return wait.Observation(
+            response.status_code in (200, 401), f"{url}: HTTP {response.status_code}"
+        )
+
+    wait.until(
+        f"the registry at {config.registry_host} to answer",
+        look,
+        timeout=timeout,
+        interval=0.25,
+        hint=f"see `docker logs {config.registry_name}`",
+    )
 
 
 def connect_registry(client: docker.DockerClient, config: Config) -> str:
