@@ -60,16 +60,18 @@ def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: floa
 
 @pytest.fixture(scope="module")
 def lab(tier_lab: Lab):
-    prepare(tier_lab.config, tier_lab.art)
-    for title in INTERRUPT_AT:
-        output = interrupt_during(tier_lab, title)
-        print(f"interrupted during {title!r}:\n{output[-1500:]}")
-    started = time.monotonic()
-    tier_lab.invoke("lab.up")
-    tier_lab.timings["lab.up (resumed)"] = time.monotonic() - started
-    yield tier_lab
-    result = tier_lab.invoke("lab.down", check=False)
-    print(result.stdout[-3000:], result.stderr[-3000:])
+    try:
+        prepare(tier_lab.config, tier_lab.art)
+        for title in INTERRUPT_AT:
+            output = interrupt_during(tier_lab, title)
+            print(f"interrupted during {title!r}:\n{output[-1500:]}")
+        started = time.monotonic()
+        tier_lab.invoke("lab.up")
+        tier_lab.timings["lab.up (resumed)"] = time.monotonic() - started
+        yield tier_lab
+    finally:  # whatever failed, leave the machine as the tier found it
+        result = tier_lab.invoke("lab.down", check=False)
+        print(result.stdout[-3000:], result.stderr[-3000:])
 
 
 def gitea(lab: Lab) -> GitServer:
