@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +109,3 @@ def tier_lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     env.update({"PATH": art.path, "KUBECONFIG": str(work / "kubeconfig"), "NO_COLOR": "1"})
     print(WHY)
     return Lab(art, config, env, work)
-
-
-@pytest.fixture(scope="session")
-def lab_up(tier_lab: Lab) -> Iterator[Lab]:
-    """`invoke lab.up` once for the session; `invoke lab.down` at its end."""
-    prepare(tier_lab.config, tier_lab.art)
-    tier_lab.invoke("lab.up")
-    yield tier_lab
-    tier_lab.invoke("lab.down", check=False)
