@@ -40,6 +40,9 @@ def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: floa
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As from a terminal: a CI job started in the background inherits SIGINT ignored,
+        # and Python then never turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     seen = []
