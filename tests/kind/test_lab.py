@@ -65,12 +65,15 @@ def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: floa
 def lab(tier_lab: Lab):
     try:
         prepare(tier_lab.config, tier_lab.art)
+        whole = time.monotonic()
         for title in INTERRUPT_AT:
             output = interrupt_during(tier_lab, title)
             print(f"interrupted during {title!r}:\n{output[-1500:]}")
         started = time.monotonic()
         tier_lab.invoke("lab.up")
         tier_lab.timings["lab.up (resumed)"] = time.monotonic() - started
+        # The first bring-up is all four attempts: three interrupted, one resumed.
+        tier_lab.timings["lab.up (first, whole)"] = time.monotonic() - whole
         yield tier_lab
     finally:  # whatever failed, leave the machine as the tier found it
         result = tier_lab.invoke("lab.down", check=False)
@@ -100,10 +103,11 @@ def test_a_second_lab_up_changes_nothing_and_is_quick(lab: Lab) -> None:
     again = lab.invoke("lab.up")
     took = time.monotonic() - started
     out = again.stdout + again.stderr
-    print(f"lab.up again: {took:.1f}s; the resumed bring-up: {lab.timings['lab.up (resumed)']:.1f}s")
+    first = lab.timings["lab.up (first, whole)"]
+    print(f"lab.up again: {took:.1f}s; the first bring-up (all attempts): {first:.1f}s")
     for word in ("created", "seeded at", "configured 1", "wrote"):
         assert word not in out.replace("already", ""), out
-    assert took <= 0.15 * lab.timings["lab.up (resumed)"], (took, lab.timings)
+    assert took <= 0.15 * first, (took, lab.timings)
 
 
 def test_argo_cd_ui_answers_plain_http_without_a_redirect(lab: Lab) -> None:
