@@ -171,7 +171,7 @@ def test_a_failure_keeps_only_the_tail_of_the_output() -> None:
 
 PIP_23_REFUSAL = """\
 ERROR: In --require-hashes mode, all requirements must have their versions pinned with ==. These do not:
-    coverage[toml]>=7.10.6 from https://files.pythonhosted.org/packages/c3/f8/coverage-7.17.5-cp311-cp311-manylinux1_x86_64.whl (from pytest-cov==7.1.0->-r requirements-dev.txt (line 624))
+    coverage[toml]>=7.10.6 from <package index>/coverage-7.17.5-cp311-cp311-manylinux1_x86_64.whl (from pytest-cov==7.1.0->-r requirements-dev.txt (line 624))
 """
 
 
