@@ -21,19 +21,11 @@
 # Usage: bash .ci/tools/istioctl.sh     (prints the binary's path on stdout, logs on stderr)
 set -euo pipefail
 
-# A commit on Istio's release-1.30 branch (Makefile.core.mk: BASE_VERSION 1.30-2026-08-26).
-# Keep in step with ISTIO_MODULE_VERSION in lab/manifests.py.
-ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
-# A pre-release of 1.30.0 in semver; it becomes a Kubernetes label value on every
-# object istioctl installs, so it may hold only [A-Za-z0-9._-] (no "+").
-ISTIO_VERSION_LABEL="1.30.0-dev.9739e10eb9d7"
-ISTIO_DEP_PINS=(
-  istio.io/api@v1.30.8
-  istio.io/client-go@v1.30.8
-  github.com/envoyproxy/go-control-plane/envoy@v1.37.1-0.20260713214202-ca8ce173c36f
-  github.com/envoyproxy/go-control-plane/contrib@v1.36.1-0.20260713214202-ca8ce173c36f
-)
-ARGOCD_VERSION="v3.6.1"                 # lab/config.py argocd_version
+# The Istio module commit, its version label and dependency pins are shared with the
+# kind tier's istiod build: one definition, in kind/versions.sh. (The module version is
+# also ISTIO_MODULE_VERSION in lab/manifests.py; keep them in step.)
+# shellcheck source=kind/versions.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kind/versions.sh"
 
 cache="$HOME/.cache/lab"
 dest="$cache/istioctl-$ISTIO_MODULE_VERSION"

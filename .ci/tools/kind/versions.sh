@@ -29,7 +29,8 @@ ARGOCD_GO=go1.27.3
 # Trivy v0.68 builds with GOEXPERIMENT=jsonv2 as Go 1.25 shaped it (its goreleaser.yml).
 TRIVY_GO=go1.25.14
 
-# Istio: served only as pseudo-versions of its branches (see .ci/tools/istioctl.sh).
+# Istio: served only as pseudo-versions of its branches; a commit on release-1.30
+# (Makefile.core.mk: BASE_VERSION 1.30-2026-08-26). Used by istioctl.sh and binaries.sh.
 ISTIO_MODULE_VERSION="v0.0.0-20260826214018-9739e10eb9d7"
 # A pre-release of 1.30.0 in semver; it becomes a Kubernetes label value on every
 # object istioctl installs, so it may hold only [A-Za-z0-9._-] (no "+").
