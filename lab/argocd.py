@@ -206,3 +206,28 @@ def application_status(app: dict[str, Any]) -> tuple[str, str, str]:
         str(health.get("status", "Unknown")),
         str(sync.get("revision", ""))[:12],
     )
+
+
+def sync_failure(app: dict[str, Any], revision: str) -> str | None:
+    """Why Argo CD gave up syncing `app` to `revision` (its retries spent), or None.
+
+    The API server's words are in the operation's message and in each resource that
+    failed to apply; both are kept.
+    """
+    operation = (app.get("status") or {}).get("operationState") or {}
+    if operation.get("phase") not in ("Failed", "Error"):
+        return None
+    result = operation.get("syncResult") or {}
+    tried = str(
+        result.get("revision")
+        or (operation.get("operation") or {}).get("sync", {}).get("revision", "")
+    )
+    if tried and tried != revision:
+        return None  # an older attempt; ours has not finished yet
+    reasons = [str(operation.get("message", "")).strip()]
+    for resource in result.get("resources") or []:
+        if resource.get("status") == "SyncFailed" and resource.get("message"):
+            line = f"{resource.get('kind')}/{resource.get('name')}: {resource['message']}"
+            if line not in reasons[0]:
+                reasons.append(line)
+    return "; ".join(r for r in reasons if r) or f"sync {operation.get('phase')}"

@@ -78,7 +78,9 @@ def rollout_status(deployment: dict[str, Any]) -> Observation:
             and condition.get("reason") == "ProgressDeadlineExceeded"
         ):
             return Observation(
-                False, f"{name}: progress deadline exceeded ({condition.get('message')})"
+                False,
+                f"{name}: progress deadline exceeded ({condition.get('message')})",
+                failed=True,
             )
     wanted = spec.get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
@@ -195,7 +197,27 @@ class Cluster:
         deployment = self.get("apps/v1", "Deployment", name, namespace)
         if deployment is None:
             return Observation(False, f"deployment {namespace}/{name} does not exist yet")
-        return rollout_status(deployment)
+        seen = rollout_status(deployment)
+        if seen.failed:
+            why = self.last_probe_failure(namespace, name)
+            if why:
+                return Observation(False, f"{seen.seen}; {why}", failed=True)
+        return seen
+
+    def last_probe_failure(self, namespace: str, deployment: str) -> str | None:
+        """The newest probe failure Kubernetes recorded for the deployment's pods."""
+        core = kclient.CoreV1Api(self.api)
+        found = core.list_namespaced_event(namespace, field_selector="reason=Unhealthy").items
+        mine = [
+            e
+            for e in found
+            if e.involved_object.kind == "Pod"
+            and e.involved_object.name.startswith(f"{deployment}-")
+        ]
+        if not mine:
+            return None
+        newest = max(mine, key=lambda e: str(e.last_timestamp or e.event_time or ""))
+        return f"pod {newest.involved_object.name}: {newest.message}"
 
     def events(self, namespace: str | None = None) -> list[str]:
         core = kclient.CoreV1Api(self.api)

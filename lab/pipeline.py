@@ -506,6 +506,13 @@ def _cluster(ctx: Context) -> Any:
 
 
 def _wait_synced(run: Run, app: str, revision: str) -> str:
+    """Wait until Argo CD has applied `revision` to `app` (Synced at it).
+
+    Whether the new pods become Ready is the smoke stage's question (it waits for every
+    rollout first), so a change that breaks a readiness probe fails smoke, not deploy.
+    A sync Argo CD gave up on (its retries spent: say a manifest the API server
+    rejects) fails here at once, with the server's words.
+    """
     cluster = _cluster(run.ctx)
     resource = cluster.resource("argoproj.io/v1alpha1", "Application")
     # Ask for a refresh now rather than waiting for Argo CD's polling interval.
@@ -522,8 +529,11 @@ def _wait_synced(run: Run, app: str, revision: str) -> str:
             return wait.Observation(False, f"application {app} not found")
         sync, health, current = argocd.application_status(obj)
         full = str(((obj.get("status") or {}).get("sync") or {}).get("revision", ""))
+        failure = argocd.sync_failure(obj, revision)
+        if failure:
+            return wait.Observation(False, f"Argo CD could not sync {app}: {failure}", failed=True)
         return wait.Observation(
-            full == revision and sync == "Synced" and health == "Healthy",
+            full == revision and sync == "Synced",
             f"{app}: {sync}, {health} at {current or '?'} (want {revision[:12]})",
         )
 

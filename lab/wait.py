@@ -14,10 +14,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Observation:
-    """One look at the thing we wait for: done yet, and what we saw (for progress and errors)."""
+    """One look at the thing we wait for: done yet, and what we saw (for progress and errors).
+
+    `failed` says waiting longer cannot help (a sync that failed, a rollout past its
+    progress deadline): `until` stops at once with what was seen.
+    """
 
     done: bool
     seen: str
+    failed: bool = False
 
 
 def until(
@@ -35,7 +40,8 @@ def until(
     A `LabError` raised by `look` counts as "not yet" (the thing may not exist yet); its
     message becomes the observation. Every `report_every` seconds, `report` receives a
     line saying what we wait for, for how long, and what we last saw. On timeout,
-    `WaitTimeout` carries the last observation.
+    `WaitTimeout` carries the last observation; a failed observation raises `LabError`
+    at once.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -48,6 +54,11 @@ def until(
             last = Observation(False, error.message)
         if last.done:
             return last
+        if last.failed:
+            raise LabError(
+                f"gave up waiting for {what}: {last.seen}",
+                hint=hint or "see the diagnostics bundle; fix the cause and re-run",
+            )
         now = time.monotonic()
         if now >= deadline:
             raise WaitTimeout(

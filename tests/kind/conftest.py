@@ -46,12 +46,15 @@ class Lab:
     def kubeconfig(self) -> Path:
         return Path(self.env["KUBECONFIG"])
 
-    def invoke(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def invoke(
+        self, *args: str, timeout: float = 1800, check: bool = True, root: Path = tier.REPO
+    ) -> subprocess.CompletedProcess[str]:
+        """`invoke <args>` in `root` (a checkout: its tasks.py, lab package and HEAD)."""
         started = time.monotonic()
         result = subprocess.run(
-            [INVOKE, "--search-root", str(tier.REPO), *args],
+            [INVOKE, "--search-root", str(root), *args],
             env=self.env,
-            cwd=tier.REPO,
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=timeout,

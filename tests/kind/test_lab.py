@@ -216,6 +216,86 @@ def test_approve_merges_and_prod_passes_its_smoke_test(lab: Lab) -> None:
     assert "merged" in out
 
 
+def clone_with_change(tmp_path: Path, edit: str, path: str, old: str, new: str) -> Path:
+    """A clone of this checkout with one committed change (the pipeline builds HEAD)."""
+    clone = tmp_path / "app"
+    subprocess.run(["git", "clone", "-q", str(tier.REPO), str(clone)], check=True, timeout=120)
+    target = clone / path
+    text = target.read_text()
+    assert old in text, f"{path} no longer has {old!r}: update this test"
+    target.write_text(text.replace(old, new))
+    git = ["git", "-C", str(clone), "-c", "user.name=kind tier", "-c", "user.email=tier@lab.invalid"]
+    subprocess.run([*git, "commit", "-qam", edit], check=True, timeout=30)
+    return clone
+
+
+def promotions_of(lab: Lab, sha: str) -> list[int]:
+    with gitea(lab) as server:
+        pulls = server.list_pull_requests(lab.config.gitops_org, lab.config.gitops_repo, state="all")
+    return [pull.number for pull in pulls if sha[:12] in pull.head]
+
+
+def test_a_change_that_fails_its_readiness_probe_fails_smoke_and_is_not_promoted(
+    lab: Lab, tmp_path: Path
+) -> None:
+    clone = clone_with_change(
+        tmp_path,
+        "backend: /api/ready always answers 503 (the kind tier's broken change)",
+        "apps/backend/server.go",
+        'mux.HandleFunc("GET /api/ready", s.ready)',
+        'mux.HandleFunc("GET /api/ready", func(w http.ResponseWriter, _ *http.Request) '
+        "{ w.WriteHeader(http.StatusServiceUnavailable) })",
+    )
+    sha = subprocess.run(
+        ["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    # From the clone: its tasks.py, its lab package and its HEAD; the same lab (state dir).
+    result = lab.invoke(
+        "pipeline.run", "--runner", "host", "--lenient", "--from", "build",
+        timeout=1800, check=False, root=clone,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    print(out[-5000:])
+    assert result.returncode != 0, out
+    assert "pipeline failed at stage smoke" in out, out
+    assert "progress deadline exceeded" in out and "Readiness probe failed" in out, out
+    assert "pull request #" not in out
+    assert promotions_of(lab, sha) == []
+
+
+def test_a_manifest_the_api_server_rejects_fails_deploy_dev_with_its_message(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config = lab.config
+    state = State.load(config.state_path)
+    url = (
+        f"http://{state['gitea_admin']}:{state['gitea_token']}@{config.bind_address}:"
+        f"{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}.git"
+    )
+    work = tmp_path / "gitops"
+    subprocess.run(["git", "clone", "-q", url, str(work)], check=True, timeout=60)
+    dev = work / "environments" / "dev"
+    (dev / "broken.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n"
+        "  selector: {app: none}\n  ports:\n    - port: 70000\n"
+    )
+    kustomization = (dev / "kustomization.yaml").read_text()
+    (dev / "kustomization.yaml").write_text(
+        kustomization.replace("resources:\n", "resources:\n  - broken.yaml\n", 1)
+    )
+    git = ["git", "-C", str(work), "-c", "user.name=kind tier", "-c", "user.email=tier@lab.invalid"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "dev: a Service with port 70000"], check=True)
+    subprocess.run([*git, "push", "-q", "origin", "main"], check=True, timeout=60)
+    result = lab.invoke("pipeline.deploy-dev", "--runner", "host", "--lenient", check=False)
+    out = result.stdout + result.stderr
+    print(out[-5000:])
+    assert result.returncode != 0, out
+    assert "pipeline failed at stage deploy-dev" in out, out
+    # The API server's own words, passed on by Argo CD.
+    assert "must be between 1 and 65535" in out, out
+
+
 def test_lab_down_leaves_nothing(lab: Lab) -> None:
     lab.invoke("lab.down")
     client = docker.from_env()

@@ -120,6 +120,8 @@ def test_rollout_status_follows_kubectl_rules() -> None:
         },
     }
     assert "deadline exceeded" in k8s.rollout_status(stuck).seen
+    assert k8s.rollout_status(stuck).failed  # as kubectl rollout status, waiting cannot help
+    assert not k8s.rollout_status(ROLLING).failed
 
 
 def test_crd_established_reads_the_condition() -> None:

@@ -51,3 +51,18 @@ def test_progress_is_reported_while_waiting() -> None:
             report_every=0.1,
         )
     assert lines and all("waiting for gitea" in line and "503" in line for line in lines)
+
+
+def test_a_failed_observation_stops_at_once_with_what_was_seen() -> None:
+    calls = []
+
+    def look() -> wait.Observation:
+        calls.append(1)
+        return wait.Observation(False, "backend-v2: progress deadline exceeded", failed=True)
+
+    with pytest.raises(LabError) as caught:
+        wait.until("backend-v2 to roll out", look, timeout=30, interval=0.01)
+    assert len(calls) == 1
+    assert not isinstance(caught.value, WaitTimeout)
+    assert "backend-v2 to roll out" in caught.value.message
+    assert "progress deadline exceeded" in caught.value.message
