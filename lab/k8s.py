@@ -212,7 +212,7 @@ class Cluster:
             e
             for e in found
             if e.involved_object.kind == "Pod"
-            and e.involved_object.name.startswith(f"{deployment}-")
+            and (e.involved_object.name or "").startswith(f"{deployment}-")
         ]
         if not mine:
             return None
