@@ -26,7 +26,7 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,6 +36,7 @@ from ruamel.yaml.scalarstring import ScalarString
 
 from lab.errors import LabError
 from lab.gitserver import GitServer, PullRequest
+from lab.gitserver import Remote as Remote  # re-exported: callers name it gitops.Remote
 from lab.proc import Result, dry_run_enabled, run
 
 log = logging.getLogger("lab.gitops")
@@ -69,19 +70,6 @@ PUSH_ATTEMPTS = 6
 
 
 # -- values ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Remote:
-    """A git remote reached over HTTP with a user and an access token (never shown)."""
-
-    url: str
-    username: str
-    token: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
-            raise ValueError("put credentials in Remote.token, not in the URL")
 
 
 @dataclass(frozen=True)

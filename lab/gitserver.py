@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from lab import proc
 from lab.config import Config
 from lab.errors import LabError, WaitTimeout
 
@@ -606,3 +608,64 @@ def admin_secret(
             zip(ADMIN_SECRET_KEYS, (username, password, secret_key, internal_token), strict=True)
         ),
     }
+
+
+# -- the one way in ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A git remote reached over HTTP with a user and an access token (never shown)."""
+
+    url: str
+    username: str
+    token: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError("put credentials in Remote.token, not in the URL")
+
+
+# The Service in front of Gitea's HTTP port (resources/gitea/service.yaml).
+HTTP_SERVICE, HTTP_SERVICE_PORT = "gitea-http", 3000
+
+
+@contextmanager
+def base_url(config: Config, context: str) -> Iterator[str]:
+    """Where this process reaches the lab's Gitea, for the `with` block.
+
+    On the lab's kind cluster, the host port kind maps. On a cluster the user brought
+    (`lab.up --context`), nothing maps a host port: a `kubectl port-forward` to Gitea's
+    Service on a free local port, stopped when the block ends.
+    """
+    if context == config.kube_context:
+        yield f"http://{config.bind_address}:{config.gitea_http_port}"
+        return
+    argv = (
+        "kubectl", "--context", context, "-n", config.gitea_namespace, "port-forward",
+        "--address", "127.0.0.1", f"svc/{HTTP_SERVICE}", f":{HTTP_SERVICE_PORT}",
+    )  # fmt: skip
+    with proc.serving(
+        argv,
+        ready=r"Forwarding from 127\.0\.0\.1:(\d+)",
+        timeout=60,
+        hint=f"is Gitea running? `kubectl --context {context} -n {config.gitea_namespace} "
+        "get pods`; `invoke lab.up --context ...` installs it",
+    ) as forwarded:
+        yield f"http://127.0.0.1:{forwarded.group(1)}"
+
+
+@contextmanager
+def connect(
+    config: Config, state: Mapping[str, Any], context: str | None = None
+) -> Iterator[tuple[GitServer, Remote]]:
+    """The lab's Gitea (with the token `lab.up` made) and its GitOps remote."""
+    if "gitea_token" not in state:
+        raise LabError("the lab's Git server is not set up", hint="run `invoke lab.up` first")
+    admin, token = state["gitea_admin"], state["gitea_token"]
+    where = context or str(state.get("context") or config.kube_context)
+    with (
+        base_url(config, where) as base,
+        GitServer(base, Credentials(admin, token=token)) as server,
+    ):
+        yield server, Remote(server.clone_url(config.gitops_org, config.gitops_repo), admin, token)

@@ -266,7 +266,14 @@ def ensure_gitea(lab: Lab) -> str:
         partial(_deployment_observation, lab, config.gitea_namespace, "gitea"),
         config.install_timeout,
     )
-    return f"Gitea {config.gitea_version} at {_gitea_host_url(lab)}"
+    if lab.byo:
+        where = (
+            f"svc/{gitserver.HTTP_SERVICE} in namespace {config.gitea_namespace} "
+            "(lab reaches it through `kubectl port-forward`)"
+        )
+    else:
+        where = f"http://{config.bind_address}:{config.gitea_http_port}"
+    return f"Gitea {config.gitea_version} at {where}"
 
 
 def seed_gitops(lab: Lab) -> str:
@@ -274,8 +281,8 @@ def seed_gitops(lab: Lab) -> str:
     if proc.dry_run_enabled():
         proc.plan(f"push {GITOPS_DIR} to {config.gitops_repo_url}; create the ArgoCD webhook")
         return "planned"
-    server, remote = _git_server(lab)
-    with server:
+    _ensure_gitea_token(lab)
+    with gitserver.connect(config, lab.state, lab.context) as (server, remote):
         server.ensure_org(config.gitops_org)
         # Private: Argo CD reads it with the credentials of its repository Secret.
         server.ensure_repo(config.gitops_org, config.gitops_repo, private=True)
@@ -515,25 +522,18 @@ def _cluster_exists(config: Config) -> bool:
     return cluster.cluster_exists(config)
 
 
-def _gitea_host_url(lab: Lab) -> str:
-    return f"http://{lab.config.bind_address}:{lab.config.gitea_http_port}"
-
-
-def _git_server(lab: Lab) -> tuple[gitserver.GitServer, gitops.Remote]:
+def _ensure_gitea_token(lab: Lab) -> None:
+    """Wait for Gitea's API, and make lab's access token once (kept in the state)."""
     admin = lab.state["gitea_admin"]
     password = lab.state.secret("gitea_admin_password")
-    base = _gitea_host_url(lab)
-    with gitserver.GitServer(base, gitserver.Credentials(admin, password=password)) as basic:
+    with (
+        gitserver.base_url(lab.config, lab.context) as base,
+        gitserver.GitServer(base, gitserver.Credentials(admin, password=password)) as basic,
+    ):
         basic.wait_until_healthy(lab.config.install_timeout)
         if "gitea_token" not in lab.state:
             lab.state["gitea_token"] = basic.create_token("lab")
             lab.state.save()
-    token = lab.state["gitea_token"]
-    server = gitserver.GitServer(base, gitserver.Credentials(admin, token=token))
-    remote = gitops.Remote(
-        server.clone_url(lab.config.gitops_org, lab.config.gitops_repo), admin, token
-    )
-    return server, remote
 
 
 def _plan_apply(obj: dict[str, Any]) -> None:

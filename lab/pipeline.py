@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -159,8 +159,7 @@ def scan_stage(run: Run) -> StageResult:
 def deploy_stage(run: Run) -> StageResult:
     started = time.time()
     config = run.ctx.config
-    server, remote = git_server(run.ctx)
-    with server:
+    with git_server(run.ctx) as (_, remote):
         deployment = gitops.deploy(remote, "dev", run.commit.sha)
     observed = _wait_synced(run, "demo-dev", deployment.revision)
     changed = (
@@ -200,8 +199,7 @@ def promote_stage(run: Run) -> StageResult:
         scan=scan_result.summary if scan_result else "not run in this run",
         smoke=smoke_result.summary if smoke_result else "not run in this run",
     )
-    server, remote = git_server(run.ctx)
-    with server:
+    with git_server(run.ctx) as (server, remote):
         promotion = gitops.promote(
             remote, server, config.gitops_org, config.gitops_repo, run.commit.sha, summary=summary
         )
@@ -246,9 +244,8 @@ def approve(ctx: Context, sha: str) -> report.RunReport:
 
     def merge(run: Run) -> StageResult:
         started = time.time()
-        server, _ = git_server(run.ctx)
         branch = f"promote-{run.commit.sha}"
-        with server:
+        with git_server(run.ctx) as (server, _):
             pr = server.find_open_pull_request(
                 config.gitops_org, config.gitops_repo, branch, "main"
             )
@@ -480,17 +477,11 @@ def run_lock(state_dir: Path) -> Iterator[None]:
 # -- the cluster side ---------------------------------------------------------------------
 
 
-def git_server(ctx: Context) -> tuple[gitserver.GitServer, gitops.Remote]:
-    state = State.load(ctx.config.state_path)
-    if "gitea_token" not in state:
-        raise LabError("the lab's Git server is not set up", hint="run `invoke lab.up` first")
-    config = ctx.config
-    base = f"http://{config.bind_address}:{config.gitea_http_port}"
-    admin, token = state["gitea_admin"], state["gitea_token"]
-    server = gitserver.GitServer(base, gitserver.Credentials(admin, token=token))
-    return server, gitops.Remote(
-        server.clone_url(config.gitops_org, config.gitops_repo), admin, token
-    )
+def git_server(
+    ctx: Context,
+) -> AbstractContextManager[tuple[gitserver.GitServer, gitserver.Remote]]:
+    """The lab's Gitea and GitOps remote, on the cluster `lab.up` used (for a `with`)."""
+    return gitserver.connect(ctx.config, State.load(ctx.config.state_path))
 
 
 def registry(ctx: Context) -> str:
@@ -562,8 +553,7 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
             timeout=ctx.config.smoke_timeout,
             report=ctx.ui.progress,
         )
-    server, remote = git_server(ctx)
-    with server, gitops.repository_tree(remote) as tree:
+    with git_server(ctx) as (_, remote), gitops.repository_tree(remote) as tree:
         job = manifests.smoke_job(manifests.render(tree / "environments" / environment))
     job.setdefault("metadata", {})["namespace"] = namespace
     job["metadata"].setdefault("labels", {})["lab.dev/commit"] = sha[:63]

@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import re
 import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,6 +201,77 @@ def run(
             hint=hint,
         )
     return result
+
+
+@contextlib.contextmanager
+def serving(
+    argv: Sequence[str], *, ready: str, timeout: float, hint: str | None = None
+) -> Iterator[re.Match[str]]:
+    """Keep `argv` running for the `with` block (say `kubectl port-forward`).
+
+    Waits until a line of its output matches the regex `ready` and yields the match;
+    on leaving the block, stops the command and its children. If it exits or stays
+    silent for `timeout` seconds first, raises `CommandError` with what it printed.
+    """
+    argv = tuple(str(arg) for arg in argv)
+    shown = pasteable(argv)
+    executable = which(argv[0])
+    if executable is None:
+        raise ToolNotFound(
+            f"{argv[0]} is not installed (not in .lab/bin/ nor on PATH)",
+            hint=f"install {argv[0]}, or run `invoke lab.tools` to fetch the pinned version",
+            command=shown,
+        )
+    for listener in _settings.listeners:
+        listener(shown)
+    log.debug("start: %s", shown)
+    process = subprocess.Popen(
+        (executable, *argv[1:]),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            lines.put(_decode(raw))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""  # silent until the deadline
+            if not line:
+                if line is None:  # its output ended: it exits (or has)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=5)
+                raise CommandError(
+                    f"{argv[0]} did not get ready within {timeout:g}s"
+                    if process.poll() is None
+                    else f"{argv[0]} exited with code {process.returncode} before it was ready",
+                    argv=argv,
+                    returncode=process.returncode if process.returncode is not None else -1,
+                    command=shown,
+                    output_tail=tail("".join(seen)),
+                    hint=hint,
+                )
+            seen.append(line)
+            log.debug("%s: %s", argv[0], line.rstrip())
+            match = re.search(ready, line)
+            if match:
+                break
+        yield match
+    finally:
+        _kill_group(process)
+        process.wait()
 
 
 def _decode(data: bytes | None) -> str:

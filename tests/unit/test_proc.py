@@ -126,3 +126,39 @@ def test_command_listeners_see_each_command() -> None:
     finally:
         proc._settings.listeners.remove(seen.append)
     assert seen == [proc.pasteable([PY, "-c", "pass"])]
+
+
+def test_serving_yields_once_ready_and_stops_the_command_after_the_block(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+        "print('warming up', flush=True); print('Forwarding from 127.0.0.1:43210', flush=True); "
+        "time.sleep(60)"
+    )
+    argv = (sys.executable, "-c", script, str(pid_file))
+    with proc.serving(argv, ready=r"127\.0\.0\.1:(\d+)", timeout=30) as match:
+        assert match.group(1) == "43210"
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}").exists()
+    assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
+
+
+def test_serving_a_command_that_exits_first_says_so_with_its_output() -> None:
+    argv = (
+        sys.executable,
+        "-c",
+        "print('error: service gitea-http not found'); raise SystemExit(1)",
+    )
+    with pytest.raises(CommandError) as caught, proc.serving(argv, ready="Forwarding", timeout=30):
+        pass
+    assert "exited with code 1 before it was ready" in caught.value.message
+    assert "service gitea-http not found" in caught.value.render()
+
+
+def test_serving_a_silent_command_gives_up_after_its_timeout() -> None:
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    started = time.monotonic()
+    with pytest.raises(CommandError) as caught, proc.serving(argv, ready="never", timeout=0.5):
+        pass
+    assert "did not get ready within 0.5s" in caught.value.message
+    assert time.monotonic() - started < 30
