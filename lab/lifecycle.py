@@ -32,6 +32,7 @@ from lab import (
     k8s,
     mesh,
     proc,
+    teardown,
     wait,
 )
 from lab.cli import Context
@@ -130,7 +131,13 @@ def ensure_registry(lab: Lab) -> str:
 
 def ensure_cluster(lab: Lab) -> str:
     if lab.byo:
-        return f"skipped: using context {lab.context}"
+        if proc.dry_run_enabled():
+            return f"skipped: using context {lab.context}"
+        if (lab.state.get("byo") or {}).get("context") != lab.context:
+            # What the cluster holds before the lab, so lab.down can leave it so.
+            lab.state["byo"] = {"context": lab.context, **teardown.baseline(lab.cluster())}
+            lab.state.save()
+        return f"skipped: using context {lab.context} (its objects before the lab: recorded)"
     config = lab.config
     if _cluster_exists(config):
         recorded = lab.state.get("cluster_settings")
@@ -404,7 +411,7 @@ def wait_for_sync(lab: Lab) -> str:
 
 
 def show_urls(lab: Lab) -> str:
-    for name, url in urls(lab.config).items():
+    for name, url in urls(lab.config, byo=lab.byo).items():
         lab.ctx.ui.info(f"  {name:<10} {url}")
     lab.ctx.ui.info("  credentials: invoke lab.creds")
     if not proc.dry_run_enabled():
@@ -437,7 +444,12 @@ def up(ctx: Context, options: Options) -> None:
         remember_choices(lab)
     if options.dry_run:
         ctx.ui.info("Dry run: nothing is changed. The plan:")
-    run_steps(lab, UP)
+    try:
+        run_steps(lab, UP)
+    finally:
+        if lab.byo and "byo" in lab.state:  # lab.down removes what appeared until now
+            lab.state["byo"] = {**lab.state["byo"], "last_up": teardown.now()}
+            lab.state.save()
     if options.dry_run:
         for action in proc.planned_commands():
             ctx.ui.info(f"  would: {action}")
@@ -467,9 +479,19 @@ def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def urls(config: Config) -> dict[str, str]:
+def urls(config: Config, *, byo: bool = False) -> dict[str, str]:
     """Where everything answers. The gateway routes each environment by host name;
-    browsers and curl resolve *.localhost to the loopback address."""
+    browsers and curl resolve *.localhost to the loopback address. On a cluster the
+    user brought, no host port is mapped: the `kubectl port-forward` that reaches each."""
+    if byo:
+        return {
+            "app": f"kubectl -n {mesh.ISTIO_NAMESPACE} port-forward svc/istio-ingressgateway "
+            f"{config.ingress_http_port}:80, then http://dev.localhost:{config.ingress_http_port}/app/",
+            "Gitea": f"kubectl -n {config.gitea_namespace} port-forward "
+            f"svc/{gitserver.HTTP_SERVICE} {config.gitea_http_port}:{gitserver.HTTP_SERVICE_PORT}",
+            "Argo CD": f"kubectl -n {argocd.NAMESPACE} port-forward svc/argocd-server "
+            f"{config.argocd_http_port}:80",
+        }
     port = config.ingress_http_port
     apps = {
         "app (dev)": f"http://dev.localhost:{port}/app/",
@@ -657,7 +679,21 @@ def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) ->
     config = ctx.config
     ui = ctx.ui
     client = engine.client()
-    made_network = bool(State.load(config.state_path).get("kind_network_ours"))
+    state = State.load(config.state_path)
+    made_network = bool(state.get("kind_network_ours"))
+    byo = state.get("byo")
+    if byo and "last_up" in byo:
+        with ui.step(f"Removing the lab from your cluster ({byo['context']})"):
+            if dry_run:
+                proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
+            else:
+                removed = teardown.uninstall(
+                    k8s.connect(byo["context"]), config, byo, byo["last_up"], ui.progress
+                )
+                ui.info(
+                    f"  removed {len(removed)} objects: {', '.join(removed[:8])}"
+                    + (", …" if len(removed) > 8 else "")
+                )
     with ui.step("Deleting the kind cluster"):
         if proc.which("kind") and cluster.cluster_exists(config):
             cluster.delete_cluster(config)
@@ -717,26 +753,32 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
         client = engine.client()
     except LabError as error:
         return [("Docker", "fail", error.message)]
-    registry = cluster.registry_status(client, config)
-    rows.append(
-        (
-            "registry",
-            "ok" if registry.running else "fail",
-            f"{config.registry_host} ({'running' if registry.running else 'absent'})",
+    state = State.load(config.state_path)
+    context = str(state.get("context") or config.kube_context)
+    if context != config.kube_context:  # a cluster the user brought, with their registry
+        rows.append(("registry", "ok", f"{state.get('registry')} (yours)"))
+        rows.append(("cluster", "ok", f"context {context} (yours)"))
+    else:
+        registry = cluster.registry_status(client, config)
+        rows.append(
+            (
+                "registry",
+                "ok" if registry.running else "fail",
+                f"{config.registry_host} ({'running' if registry.running else 'absent'})",
+            )
         )
-    )
-    exists = proc.which("kind") is not None and cluster.cluster_exists(config)
-    rows.append(
-        (
-            "cluster",
-            "ok" if exists else "fail",
-            f"kind {config.cluster_name}" + ("" if exists else " absent"),
+        exists = proc.which("kind") is not None and cluster.cluster_exists(config)
+        rows.append(
+            (
+                "cluster",
+                "ok" if exists else "fail",
+                f"kind {config.cluster_name}" + ("" if exists else " absent"),
+            )
         )
-    )
-    if not exists:
-        return rows
+        if not exists:
+            return rows
     try:
-        target = k8s.connect(config.kube_context)
+        target = k8s.connect(context)
     except LabError as error:
         rows.append(("Kubernetes API", "fail", error.message))
         return rows
@@ -755,7 +797,7 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
         )
     seen = target.deployment_observation(config.gitea_namespace, "gitea")
     rows.append(("Gitea", "ok" if seen.done else "fail", seen.seen))
-    for name, url in urls(config).items():
+    for name, url in urls(config, byo=context != config.kube_context).items():
         rows.append((name, "ok", url))
     return rows
 
