@@ -75,12 +75,9 @@ def uninstall(
 ) -> list[str]:
     """Remove what the lab added since `found` (see the module docstring); what went."""
     removed: list[str] = []
-    taken = _time(found["taken"])
-    until = _time(last_up) + SETTLE
 
     def added(obj: dict[str, Any], known: list[str]) -> bool:
-        created = (obj.get("metadata") or {}).get("creationTimestamp")
-        return _name(obj) not in known and created is not None and taken <= _time(created) <= until
+        return added_by_lab(obj, known, found["taken"], last_up)
 
     # Argo CD's finalizers would wait for a controller that is about to go: drop them.
     if argocd.NAMESPACE not in found["namespaces"]:
@@ -122,6 +119,15 @@ def uninstall(
         report=progress,
     )
     return removed
+
+
+def added_by_lab(obj: dict[str, Any], known: list[str], taken: str, last_up: str) -> bool:
+    """Whether a cluster-scoped object is the lab's: not in the baseline, and created
+    between the baseline and the last `lab.up` (plus `SETTLE`)."""
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if _name(obj) in known or created is None:
+        return False
+    return _time(taken) <= _time(created) <= _time(last_up) + SETTLE
 
 
 def _delete_added(
