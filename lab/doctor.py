@@ -169,10 +169,7 @@ def check_docker(config: Config) -> list[Check]:
     if memory < config.docker_min_memory_gib:
         status, hint = (
             Status.FAIL,
-            (
-                "give Docker at least 8 GB "
-                "(Docker Desktop: Settings → Resources)"
-            ),
+            ("give Docker at least 8 GB (Docker Desktop: Settings → Resources)"),
         )
     elif memory < config.docker_warn_memory_gib:
         status, hint = (

@@ -7,7 +7,6 @@ after a failure or Ctrl-C resumes, and re-running it on an up lab changes nothin
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
 from lab.state import State
+from lab.status import urls
 
 APP_NAMESPACES = ("demo-dev", "demo-prod")
 APP_SECRET = "demo-secrets"
@@ -479,35 +479,6 @@ def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def urls(config: Config, *, byo: bool = False) -> dict[str, str]:
-    """Where everything answers. The gateway routes each environment by host name;
-    browsers and curl resolve *.localhost to the loopback address. On a cluster the
-    user brought, no host port is mapped: the `kubectl port-forward` that reaches each."""
-    if byo:
-        return {
-            "app": f"kubectl -n {mesh.ISTIO_NAMESPACE} port-forward svc/istio-ingressgateway "
-            f"{config.ingress_http_port}:80, then http://dev.localhost:{config.ingress_http_port}/app/",
-            "Gitea": f"kubectl -n {config.gitea_namespace} port-forward "
-            f"svc/{gitserver.HTTP_SERVICE} {config.gitea_http_port}:{gitserver.HTTP_SERVICE_PORT}",
-            "Argo CD": f"kubectl -n {argocd.NAMESPACE} port-forward svc/argocd-server "
-            f"{config.argocd_http_port}:80",
-        }
-    port = config.ingress_http_port
-    apps = {
-        "app (dev)": f"http://dev.localhost:{port}/app/",
-        "app (prod)": f"http://prod.localhost:{port}/app/",
-        "monitor": f"http://dev.localhost:{port}/status/",
-    }
-    if not mesh.has_data_plane(config):
-        none = "no ingress gateway (istio_data_plane: none); use `kubectl port-forward`"
-        apps = dict.fromkeys(apps, none)
-    return {
-        **apps,
-        "Gitea": f"http://{config.bind_address}:{config.gitea_http_port}/",
-        "Argo CD": f"http://{config.bind_address}:{config.argocd_http_port}/",
-    }
-
-
 def _gitops_tree(lab: Lab) -> Path:
     """gitops/, or a copy pointing its images at the registry of a cluster we brought."""
     registry = lab.options.registry
@@ -601,215 +572,4 @@ def _application_observation(lab: Lab, name: str) -> wait.Observation:
 # -- down ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Leftovers:
-    """What of the lab still exists on this machine."""
-
-    containers: tuple[str, ...]
-    networks: tuple[str, ...]
-    volumes: tuple[str, ...]
-    contexts: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.containers or self.networks or self.volumes or self.contexts)
-
-    def describe(self) -> str:
-        parts = [
-            f"{what}: {', '.join(names)}"
-            for what, names in (
-                ("containers", self.containers),
-                ("networks", self.networks),
-                ("volumes", self.volumes),
-                ("kube contexts", self.contexts),
-            )
-            if names
-        ]
-        return "; ".join(parts) or "nothing"
-
-
-def leftovers(
-    config: Config, *, keep_registry: bool = False, kind_network: bool = False
-) -> Leftovers:
-    """Everything of the lab that exists: labelled objects, kind's node containers, contexts."""
-    client = engine.client()
-    label = f"{engine.LAB_LABEL}={config.cluster_name}"
-    kind_label = f"io.x-k8s.kind.cluster={config.cluster_name}"
-    containers = {c.name for c in client.containers.list(all=True, filters={"label": label})}
-    containers |= {c.name for c in client.containers.list(all=True, filters={"label": kind_label})}
-    volumes = {v.name for v in client.volumes.list(filters={"label": label})}
-    if keep_registry:
-        containers.discard(config.registry_name)
-        volumes.discard(f"{config.registry_name}-data")
-    else:
-        volumes |= {
-            v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
-        }
-    networks = {n.name for n in client.networks.list(filters={"label": label})}
-    # kind's own network, when kind made it for the lab: ours once nothing else is
-    # attached to it (kind makes it again on demand); kept while anything else uses it.
-    for network in client.networks.list(names=[cluster.KIND_NETWORK]) if kind_network else []:
-        network.reload()
-        attached = (network.attrs.get("Containers") or {}).values()
-        others = {c.get("Name") for c in attached} - containers
-        if network.name == cluster.KIND_NETWORK and not others:
-            networks.add(network.name)
-    return Leftovers(
-        tuple(sorted(containers)),
-        tuple(sorted(networks)),
-        tuple(sorted(volumes)),
-        tuple(_kube_contexts(config)),
-    )
-
-
-def _kube_contexts(config: Config) -> list[str]:
-    from kubernetes import config as kconfig
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        contexts, _ = kconfig.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-    except (ConfigException, FileNotFoundError, TypeError):
-        return []
-    return [c["name"] for c in contexts or [] if c["name"] == config.kube_context]
-
-
-def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) -> None:
-    """Delete the cluster, the registry, the lab's volumes, networks, context and state,
-    then prove nothing is left."""
-    proc.set_dry_run(dry_run)
-    config = ctx.config
-    ui = ctx.ui
-    client = engine.client()
-    state = State.load(config.state_path)
-    made_network = bool(state.get("kind_network_ours"))
-    byo = state.get("byo")
-    if byo and "last_up" in byo:
-        with ui.step(f"Removing the lab from your cluster ({byo['context']})"):
-            if dry_run:
-                proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
-            else:
-                removed = teardown.uninstall(
-                    k8s.connect(byo["context"]), config, byo, byo["last_up"], ui.progress
-                )
-                ui.info(
-                    f"  removed {len(removed)} objects: {', '.join(removed[:8])}"
-                    + (", …" if len(removed) > 8 else "")
-                )
-    with ui.step("Deleting the kind cluster"):
-        if proc.which("kind") and cluster.cluster_exists(config):
-            cluster.delete_cluster(config)
-    with ui.step("Removing the lab's containers, volumes and networks"):
-        found = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
-        for name in found.containers:
-            _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
-        for name in found.volumes:
-            _remove(client.volumes, name, lambda obj: obj.remove(force=True))
-        for name in found.networks:
-            _remove(client.networks, name, lambda obj: obj.remove())
-        if found.contexts and not dry_run:
-            proc.run(
-                ("kubectl", "config", "delete-context", config.kube_context),
-                timeout=30,
-                check=False,
-            )
-    with ui.step("Forgetting the lab's state"):
-        path = config.state_path / "state.json"
-        if dry_run:
-            proc.plan(f"remove {path}")
-        else:
-            path.unlink(missing_ok=True)
-    if dry_run:
-        for action in proc.planned_commands():
-            ui.info(f"  would: {action}")
-        return
-    with ui.step("Verifying nothing of the lab remains"):
-        remaining = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
-        if remaining:
-            raise LabError(
-                f"some of the lab is still here: {remaining.describe()}",
-                hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
-            )
-    kept = " (registry and its image cache kept)" if keep_registry else ""
-    ui.info(f"Nothing of the lab remains on this machine{kept}.")
-
-
-def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:
-    import docker.errors
-
-    if proc.dry_run_enabled():
-        proc.plan(f"remove {name}")
-        return
-    with contextlib.suppress(docker.errors.NotFound):
-        action(collection.get(name))
-
-
 # -- status and credentials ---------------------------------------------------------------
-
-
-def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
-    """(component, state, detail) per component; quick when the lab is down."""
-    config = ctx.config
-    rows: list[tuple[str, str, str]] = []
-    try:
-        client = engine.client()
-    except LabError as error:
-        return [("Docker", "fail", error.message)]
-    state = State.load(config.state_path)
-    context = str(state.get("context") or config.kube_context)
-    if context != config.kube_context:  # a cluster the user brought, with their registry
-        rows.append(("registry", "ok", f"{state.get('registry')} (yours)"))
-        rows.append(("cluster", "ok", f"context {context} (yours)"))
-    else:
-        registry = cluster.registry_status(client, config)
-        rows.append(
-            (
-                "registry",
-                "ok" if registry.running else "fail",
-                f"{config.registry_host} ({'running' if registry.running else 'absent'})",
-            )
-        )
-        exists = proc.which("kind") is not None and cluster.cluster_exists(config)
-        rows.append(
-            (
-                "cluster",
-                "ok" if exists else "fail",
-                f"kind {config.cluster_name}" + ("" if exists else " absent"),
-            )
-        )
-        if not exists:
-            return rows
-    try:
-        target = k8s.connect(context)
-    except LabError as error:
-        rows.append(("Kubernetes API", "fail", error.message))
-        return rows
-    for name in mesh.control_plane(config):
-        seen = target.deployment_observation(mesh.ISTIO_NAMESPACE, name)
-        rows.append((f"Istio {name}", "ok" if seen.done else "fail", seen.seen))
-    for app in ("demo-dev", "demo-prod"):
-        obj = target.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
-        if obj is None:
-            rows.append((f"app {app}", "fail", "no Argo CD application"))
-            continue
-        sync, health, revision = argocd.application_status(obj)
-        good = sync == "Synced" and health == "Healthy"
-        rows.append(
-            (f"app {app}", "ok" if good else "warn", f"{sync}, {health} at {revision or '?'}")
-        )
-    seen = target.deployment_observation(config.gitea_namespace, "gitea")
-    rows.append(("Gitea", "ok" if seen.done else "fail", seen.seen))
-    for name, url in urls(config, byo=context != config.kube_context).items():
-        rows.append((name, "ok", url))
-    return rows
-
-
-def credentials(ctx: Context) -> list[tuple[str, str, str]]:
-    """(what, user, password) for Gitea, Argo CD and the app's admin."""
-    state = State.load(ctx.config.state_path)
-    secrets_ = state.get("secrets", {})
-    if not secrets_:
-        raise LabError("no lab credentials yet", hint="run `invoke lab.up` first")
-    return [
-        ("Gitea", state.get("gitea_admin", "lab-admin"), secrets_.get("gitea_admin_password", "?")),
-        ("Argo CD", "admin", state.get("argocd_admin_password", "(not installed yet)")),
-        ("app admin", "admin", secrets_.get("app_admin_password", "?")),
-    ]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from lab import config as config_module
 from lab import doctor as doctor_module
-from lab import lifecycle
+from lab import lifecycle, teardown
 from lab import pipeline as pipeline_module
+from lab import status as status_module
 from lab.cli import Context, TaskExit
 from lab.errors import LabError
 from lab.ui import Row
@@ -51,16 +52,16 @@ def up(
 
 
 def down(ctx: Context, *, keep_registry: bool, dry_run: bool) -> None:
-    lifecycle.down(ctx, keep_registry=keep_registry, dry_run=dry_run)
+    teardown.down(ctx, keep_registry=keep_registry, dry_run=dry_run)
 
 
 def status(ctx: Context) -> None:
-    rows = [Row((name, detail), style) for name, style, detail in lifecycle.status_rows(ctx)]
+    rows = [Row((name, detail), style) for name, style, detail in status_module.status_rows(ctx)]
     ctx.ui.table("lab status", ("component", "state"), rows)
 
 
 def creds(ctx: Context) -> None:
-    rows = [Row((what, user, password)) for what, user, password in lifecycle.credentials(ctx)]
+    rows = [Row((what, user, password)) for what, user, password in status_module.credentials(ctx)]
     ctx.ui.table("lab credentials (keep them to yourself)", ("for", "user", "password"), rows)
 
 

@@ -1,8 +1,9 @@
-"""Taking the lab out of a cluster the user brought (`lab.up --context`), leaving it as
-lab found it.
+"""`lab.down`: delete the lab and prove nothing of it is left; on a cluster the user
+brought (`lab.up --context`), leave that cluster as lab found it.
 
-On the lab's own kind cluster, `lab.down` deletes the cluster. A cluster the user
-brought is theirs: lab removes only what it added. Before installing anything,
+On the lab's own kind cluster, `lab.down` deletes the cluster, the registry, the lab's
+volumes, networks, kube context and state. A cluster the user brought is theirs: lab
+removes only what it added. Before installing anything,
 `lab.up` records what the cluster already has (`baseline`); `lab.down` then removes
 
 - the lab's namespaces (Istio's, Argo CD's, Gitea's and the two demo environments)
@@ -21,12 +22,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lab import argocd, k8s, mesh, wait
+from lab import argocd, cluster, engine, k8s, mesh, proc, wait
+from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
+from lab.state import State
 
 # Cluster-scoped kinds an install may add: (apiVersion, kind), in deletion order
 # (webhooks first, so nothing is admitted against a service that is going away).
@@ -168,3 +172,144 @@ def _time(stamp: Any) -> datetime:
     if isinstance(stamp, datetime):
         return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What of the lab still exists on this machine."""
+
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
+    volumes: tuple[str, ...]
+    contexts: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks or self.volumes or self.contexts)
+
+    def describe(self) -> str:
+        parts = [
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("containers", self.containers),
+                ("networks", self.networks),
+                ("volumes", self.volumes),
+                ("kube contexts", self.contexts),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing"
+
+
+def leftovers(
+    config: Config, *, keep_registry: bool = False, kind_network: bool = False
+) -> Leftovers:
+    """Everything of the lab that exists: labelled objects, kind's node containers, contexts."""
+    client = engine.client()
+    label = f"{engine.LAB_LABEL}={config.cluster_name}"
+    kind_label = f"io.x-k8s.kind.cluster={config.cluster_name}"
+    containers = {c.name for c in client.containers.list(all=True, filters={"label": label})}
+    containers |= {c.name for c in client.containers.list(all=True, filters={"label": kind_label})}
+    volumes = {v.name for v in client.volumes.list(filters={"label": label})}
+    if keep_registry:
+        containers.discard(config.registry_name)
+        volumes.discard(f"{config.registry_name}-data")
+    else:
+        volumes |= {
+            v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
+        }
+    networks = {n.name for n in client.networks.list(filters={"label": label})}
+    # kind's own network, when kind made it for the lab: ours once nothing else is
+    # attached to it (kind makes it again on demand); kept while anything else uses it.
+    for network in client.networks.list(names=[cluster.KIND_NETWORK]) if kind_network else []:
+        network.reload()
+        attached = (network.attrs.get("Containers") or {}).values()
+        others = {c.get("Name") for c in attached} - containers
+        if network.name == cluster.KIND_NETWORK and not others:
+            networks.add(network.name)
+    return Leftovers(
+        tuple(sorted(containers)),
+        tuple(sorted(networks)),
+        tuple(sorted(volumes)),
+        tuple(_kube_contexts(config)),
+    )
+
+
+def _kube_contexts(config: Config) -> list[str]:
+    from kubernetes import config as kconfig
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        contexts, _ = kconfig.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    except (ConfigException, FileNotFoundError, TypeError):
+        return []
+    return [c["name"] for c in contexts or [] if c["name"] == config.kube_context]
+
+
+def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) -> None:
+    """Delete the cluster, the registry, the lab's volumes, networks, context and state,
+    then prove nothing is left."""
+    proc.set_dry_run(dry_run)
+    config = ctx.config
+    ui = ctx.ui
+    client = engine.client()
+    state = State.load(config.state_path)
+    made_network = bool(state.get("kind_network_ours"))
+    byo = state.get("byo")
+    if byo and "last_up" in byo:
+        with ui.step(f"Removing the lab from your cluster ({byo['context']})"):
+            if dry_run:
+                proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
+            else:
+                removed = uninstall(
+                    k8s.connect(byo["context"]), config, byo, byo["last_up"], ui.progress
+                )
+                ui.info(
+                    f"  removed {len(removed)} objects: {', '.join(removed[:8])}"
+                    + (", …" if len(removed) > 8 else "")
+                )
+    with ui.step("Deleting the kind cluster"):
+        if proc.which("kind") and cluster.cluster_exists(config):
+            cluster.delete_cluster(config)
+    with ui.step("Removing the lab's containers, volumes and networks"):
+        found = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
+        for name in found.containers:
+            _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
+        for name in found.volumes:
+            _remove(client.volumes, name, lambda obj: obj.remove(force=True))
+        for name in found.networks:
+            _remove(client.networks, name, lambda obj: obj.remove())
+        if found.contexts and not dry_run:
+            proc.run(
+                ("kubectl", "config", "delete-context", config.kube_context),
+                timeout=30,
+                check=False,
+            )
+    with ui.step("Forgetting the lab's state"):
+        path = config.state_path / "state.json"
+        if dry_run:
+            proc.plan(f"remove {path}")
+        else:
+            path.unlink(missing_ok=True)
+    if dry_run:
+        for action in proc.planned_commands():
+            ui.info(f"  would: {action}")
+        return
+    with ui.step("Verifying nothing of the lab remains"):
+        remaining = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
+        if remaining:
+            raise LabError(
+                f"some of the lab is still here: {remaining.describe()}",
+                hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
+            )
+    kept = " (registry and its image cache kept)" if keep_registry else ""
+    ui.info(f"Nothing of the lab remains on this machine{kept}.")
+
+
+def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:
+    import docker.errors
+
+    if proc.dry_run_enabled():
+        proc.plan(f"remove {name}")
+        return
+    with contextlib.suppress(docker.errors.NotFound):
+        action(collection.get(name))

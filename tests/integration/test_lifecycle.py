@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, engine, lifecycle, proc
+from lab import cli, config, engine, lifecycle, proc, teardown
 from lab.errors import LabError
 from lab.ui import UI
 from tests.conftest import REPO, require_docker
@@ -155,14 +155,14 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
         client.containers.create(image, command=["/none"], name=f"{name}-extra", labels=label)
         client.volumes.create(f"{cfg.registry_name}-data", labels=label)
         client.networks.create(f"{name}-net", labels=label)
-        found = lifecycle.leftovers(cfg)
+        found = teardown.leftovers(cfg)
         assert found.containers == (f"{name}-extra", cfg.registry_name)
         assert found.volumes == (f"{cfg.registry_name}-data",)
         assert found.networks == (f"{name}-net",)
 
-        lifecycle.down(cli.Context(config=cfg, ui=UI()), keep_registry=keep_registry)
+        teardown.down(cli.Context(config=cfg, ui=UI()), keep_registry=keep_registry)
 
-        assert not lifecycle.leftovers(cfg, keep_registry=keep_registry)
+        assert not teardown.leftovers(cfg, keep_registry=keep_registry)
         assert "Nothing of the lab remains" in capsys.readouterr().err
         registry_kept = [
             c.name for c in client.containers.list(all=True, filters={"name": cfg.registry_name})
