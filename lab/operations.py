@@ -10,6 +10,7 @@ from lab import lifecycle, teardown
 from lab import pipeline as pipeline_module
 from lab import status as status_module
 from lab.cli import Context, TaskExit
+from lab.context import UpOptions
 from lab.errors import LabError
 from lab.ui import Row
 
@@ -47,7 +48,7 @@ def up(
         raise LabError("--registry only goes with --context", hint="pass both, or neither")
     lifecycle.up(
         ctx,
-        lifecycle.Options(context=context, registry=registry, recreate=recreate, dry_run=dry_run),
+        UpOptions(context=context, registry=registry, recreate=recreate, dry_run=dry_run),
     )
 
 

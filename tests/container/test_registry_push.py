@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab import cli, config, engine, images, lifecycle
+from lab import cli, config, context, engine, images
 from lab.state import State
 from lab.ui import UI
+from lab.up import images as up_images
 
 pytestmark = pytest.mark.container
 
@@ -30,7 +31,9 @@ def _free_port() -> int:
 def registry(tmp_path: Path) -> Iterator[int]:
     binary = shutil.which("docker-registry")
     if binary is None:
-        pytest.fail("docker-registry is not installed: apt-get install -y docker-registry (.ci/run does)")
+        pytest.fail(
+            "docker-registry is not installed: apt-get install -y docker-registry (.ci/run does)"
+        )
     port = _free_port()
     settings = tmp_path / "registry.yml"
     settings.write_text(
@@ -39,7 +42,9 @@ def registry(tmp_path: Path) -> Iterator[int]:
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     log = (tmp_path / "registry.log").open("w")
-    server = subprocess.Popen([binary, "serve", str(settings)], stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [binary, "serve", str(settings)], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -49,7 +54,9 @@ def registry(tmp_path: Path) -> Iterator[int]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not answer: {(tmp_path / 'registry.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"docker-registry did not answer: {(tmp_path / 'registry.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
         yield port
     finally:
@@ -58,17 +65,23 @@ def registry(tmp_path: Path) -> Iterator[int]:
         log.close()
 
 
-def test_up_builds_pushes_then_finds_the_images_already_there(tmp_path: Path, registry: int) -> None:
+def test_up_builds_pushes_then_finds_the_images_already_there(
+    tmp_path: Path, registry: int
+) -> None:
     cfg = config.load({"registry_port": registry, "state_dir": str(tmp_path / "state")}, {})
-    lab = lifecycle.Lab(cli.Context(config=cfg, ui=UI()), lifecycle.Options(), State.load(cfg.state_path))
+    lab = context.Lab(
+        cli.Context(config=cfg, ui=UI()), context.UpOptions(), State.load(cfg.state_path)
+    )
     client = engine.client()
     try:
-        first = lifecycle.ensure_images(lab)
+        first = up_images.ensure_images(lab)
         assert first == f"built and pushed {', '.join(images.SERVICES)}"
         for service in images.SERVICES:
-            tags = httpx.get(f"http://127.0.0.1:{registry}/v2/lab/{service}/tags/list", timeout=10).json()
+            tags = httpx.get(
+                f"http://127.0.0.1:{registry}/v2/lab/{service}/tags/list", timeout=10
+            ).json()
             assert "main" in tags["tags"], tags
-        again = lifecycle.ensure_images(lab)
+        again = up_images.ensure_images(lab)
         assert again == f"{len(images.SERVICES)} images already in localhost:{registry}"
     finally:
         for service in images.SERVICES:

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, engine, lifecycle, proc, teardown
+from lab import cli, config, context, engine, lifecycle, proc, teardown, up
 from lab.errors import LabError
 from lab.ui import UI
+from lab.up import cluster as up_cluster
+from lab.up import registry as up_registry
+from lab.up import seed as up_seed
 from tests.conftest import REPO, require_docker
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -77,9 +80,9 @@ def test_up_refuses_a_cluster_made_with_other_settings(fake_bin, tmp_path: Path)
     state["cluster_settings"] = "0000000000000000"
     state.save()
     ctx = cli.Context(config=cfg, ui=UI())
-    lab = lifecycle.Lab(ctx, lifecycle.Options(), State.load(cfg.state_path))
+    lab = context.Lab(ctx, context.UpOptions(), State.load(cfg.state_path))
     with pytest.raises(LabError) as caught:
-        lifecycle.ensure_cluster(lab)
+        up_cluster.ensure_cluster(lab)
     assert "different pinned settings" in caught.value.message
     assert caught.value.hint and "--recreate" in caught.value.hint
 
@@ -93,8 +96,8 @@ def test_up_keeps_an_existing_cluster_with_the_same_settings(fake_bin, tmp_path:
 
     state = State.load(cfg.state_path)
     state["cluster_settings"] = cluster.settings_hash(cfg)
-    lab = lifecycle.Lab(cli.Context(config=cfg, ui=UI()), lifecycle.Options(), state)
-    assert lifecycle.ensure_cluster(lab) == "already exists"
+    lab = context.Lab(cli.Context(config=cfg, ui=UI()), context.UpOptions(), state)
+    assert up_cluster.ensure_cluster(lab) == "already exists"
     assert calls.read_text().splitlines() == ["kind get clusters"]
 
 
@@ -102,14 +105,19 @@ def test_bring_your_own_cluster_skips_kind_and_the_registry(tmp_path: Path) -> N
     cfg = config.load({"state_dir": str(tmp_path / "state")}, {})
     from lab.state import State
 
-    lab = lifecycle.Lab(
+    lab = context.Lab(
         cli.Context(config=cfg, ui=UI()),
-        lifecycle.Options(context="team-cluster", registry="registry.team:5000"),
+        context.UpOptions(context="team-cluster", registry="registry.team:5000"),
         State.load(cfg.state_path),
     )
-    assert lifecycle.ensure_registry(lab).startswith("skipped")
-    assert lifecycle.ensure_cluster(lab) == "skipped: using context team-cluster"
+    assert up_registry.ensure_registry(lab).startswith("skipped")
     assert lab.context == "team-cluster"
+    # Before installing, lab records what the cluster holds (for lab.down); a context
+    # that is not in the kubeconfig is said so, before anything changed.
+    with pytest.raises(LabError) as caught:
+        up_cluster.ensure_cluster(lab)
+    assert "no kube context named team-cluster" in caught.value.message
+    assert "byo" not in State.load(cfg.state_path)
 
 
 # -- teardown against the real Docker Engine ----------------------------------------------
@@ -182,18 +190,25 @@ def test_bring_your_own_registry_rewrites_only_the_image_names_of_the_seed(tmp_p
     cfg = config.load({"state_dir": str(tmp_path / "state")}, {})
     from lab.state import State
 
-    lab = lifecycle.Lab(
+    lab = context.Lab(
         cli.Context(config=cfg, ui=UI()),
-        lifecycle.Options(context="team", registry="registry.team.example:5000"),
+        context.UpOptions(context="team", registry="registry.team.example:5000"),
         State.load(cfg.state_path),
     )
-    tree = lifecycle._gitops_tree(lab)
-    assert tree != lifecycle.GITOPS_DIR
+    tree = up_seed._gitops_tree(lab)
+    assert tree != up.GITOPS_DIR
     for env in ("dev", "prod"):
-        original = (lifecycle.GITOPS_DIR / "environments" / env / "kustomization.yaml").read_text()
+        original = (up.GITOPS_DIR / "environments" / env / "kustomization.yaml").read_text()
         rewritten = (tree / "environments" / env / "kustomization.yaml").read_text()
         assert "localhost:5001/lab/" not in rewritten
-        assert rewritten == original.replace("localhost:5001/lab/", "registry.team.example:5000/lab/")
-    assert lifecycle._gitops_tree(
-        lifecycle.Lab(cli.Context(config=cfg, ui=UI()), lifecycle.Options(), State.load(cfg.state_path))
-    ) == lifecycle.GITOPS_DIR
+        assert rewritten == original.replace(
+            "localhost:5001/lab/", "registry.team.example:5000/lab/"
+        )
+    assert (
+        up_seed._gitops_tree(
+            context.Lab(
+                cli.Context(config=cfg, ui=UI()), context.UpOptions(), State.load(cfg.state_path)
+            )
+        )
+        == up.GITOPS_DIR
+    )

@@ -1,0 +1,88 @@
+"""The contexts the steps run in: what the user asked for, the settings, the terminal,
+the state (loaded once) and the connections (made once).
+
+`Lab` is one `lab.up` in progress; `Run` (in `lab.pipeline`) is one pipeline run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab import cluster, engine, k8s, proc, wait
+from lab.cli import Context
+from lab.config import Config
+from lab.errors import LabError
+from lab.state import State
+
+
+@dataclass
+class UpOptions:
+    """What the user asked for on the command line."""
+
+    context: str | None = None  # bring your own cluster: skip kind and the registry
+    registry: str | None = None  # HOST:PORT of the registry that cluster pulls from
+    recreate: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Lab:
+    """One bring-up in progress: settings, terminal, state, and connections made so far."""
+
+    ctx: Context
+    options: UpOptions
+    state: State
+    _cluster: k8s.Cluster | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @property
+    def byo(self) -> bool:
+        return self.options.context is not None
+
+    @property
+    def context(self) -> str:
+        return self.options.context or self.ctx.config.kube_context
+
+    def cluster(self) -> k8s.Cluster:
+        if self._cluster is None:
+            self._cluster = k8s.connect(self.context)
+        return self._cluster
+
+    def wait_for(self, what: str, look: Callable[[], wait.Observation], timeout: float) -> str:
+        if proc.dry_run_enabled():
+            proc.plan(f"wait for {what}")
+            return "planned"
+        return wait.until(what, look, timeout=timeout, report=self.ctx.ui.progress).seen
+
+
+Step = tuple[str, Callable[[Lab], str]]
+
+
+def plan_apply(obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata", {})
+    where = f" in {meta['namespace']}" if meta.get("namespace") else ""
+    proc.plan(f"apply {obj.get('kind')}/{meta.get('name')}{where} (server-side)")
+
+
+def deployment_observation(lab: Lab, namespace: str, name: str) -> wait.Observation:
+    return lab.cluster().deployment_observation(namespace, name)
+
+
+def docker_answers() -> bool:
+    try:
+        engine.client()
+    except LabError:
+        return False
+    return True
+
+
+def kind_cluster_exists(config: Config) -> bool:
+    """Whether kind has our cluster; in dry-run a missing kind means "no cluster yet"."""
+    if proc.dry_run_enabled() and proc.which("kind") is None:
+        return False
+    return cluster.cluster_exists(config)

@@ -1,0 +1,65 @@
+"""Argo CD from its pinned install manifest, with lab's settings."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lab import (
+    argocd,
+    k8s,
+    proc,
+    wait,
+)
+from lab.context import Lab, plan_apply
+
+
+def ensure_argocd(lab: Lab) -> str:
+    config = lab.config
+    cached = config.state_path / "cache" / f"argocd-{config.argocd_version}-install.yaml"
+    if proc.dry_run_enabled() and not cached.is_file():
+        proc.plan(f"download {argocd.install_url(config)}")
+        proc.plan("apply its CRDs server-side, wait until established, then apply the rest")
+        for obj in argocd.lab_objects(config):
+            plan_apply(obj)
+        return "planned"
+    objects = argocd.install_objects(
+        argocd.fetch_install_manifest(config, config.state_path / "cache")
+    )
+    crds, rest = k8s.split_crds(objects)
+    target = lab.cluster() if not proc.dry_run_enabled() else None
+    apply = target.apply if target else plan_apply
+    for crd in crds:  # CRDs first, and established, before anything that uses them
+        apply(crd)
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        lab.wait_for(
+            f"CRD {name} to be established",
+            partial(_crd_observation, lab, name),
+            config.install_timeout,
+        )
+    for obj in k8s.apply_order(argocd.with_lab_settings(rest, config)):
+        apply(obj)
+    for kind, name in argocd.WORKLOADS:
+        lab.wait_for(
+            f"Argo CD {name}",
+            partial(_workload_observation, lab, kind, argocd.NAMESPACE, name),
+            config.install_timeout,
+        )
+    if target is not None:
+        secret = target.get("v1", "Secret", "argocd-initial-admin-secret", argocd.NAMESPACE)
+        if secret is not None:
+            lab.state["argocd_admin_password"] = argocd.decode_secret_value(secret, "password")
+            lab.state.save()
+    return f"Argo CD {config.argocd_version}"
+
+
+def _crd_observation(lab: Lab, name: str) -> wait.Observation:
+    crd = lab.cluster().get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    return k8s.crd_established(crd) if crd else wait.Observation(False, f"{name} not found")
+
+
+def _workload_observation(lab: Lab, kind: str, namespace: str, name: str) -> wait.Observation:
+    obj = lab.cluster().get("apps/v1", kind, name, namespace)
+    if obj is None:
+        return wait.Observation(False, f"{kind} {namespace}/{name} does not exist yet")
+    return k8s.rollout_status(obj) if kind == "Deployment" else k8s.statefulset_status(obj)

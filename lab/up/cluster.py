@@ -1,0 +1,55 @@
+"""The kind cluster (or, with `--context`, the record of what the user's holds)."""
+
+from __future__ import annotations
+
+import yaml
+
+from lab import (
+    cluster,
+    engine,
+    proc,
+    teardown,
+)
+from lab.context import Lab, docker_answers, kind_cluster_exists
+from lab.errors import LabError
+
+
+def ensure_cluster(lab: Lab) -> str:
+    if lab.byo:
+        if proc.dry_run_enabled():
+            return f"skipped: using context {lab.context}"
+        if (lab.state.get("byo") or {}).get("context") != lab.context:
+            # What the cluster holds before the lab, so lab.down can leave it so.
+            lab.state["byo"] = {"context": lab.context, **teardown.baseline(lab.cluster())}
+            lab.state.save()
+        return f"skipped: using context {lab.context} (its objects before the lab: recorded)"
+    config = lab.config
+    if kind_cluster_exists(config):
+        recorded = lab.state.get("cluster_settings")
+        if recorded not in (None, cluster.settings_hash(config)):
+            if not lab.options.recreate:
+                raise LabError(
+                    f"cluster {config.cluster_name} was created with different pinned settings",
+                    hint="run `invoke lab.up --recreate` to delete and recreate it "
+                    "(the GitOps history is recreated from gitops/)",
+                )
+            cluster.delete_cluster(config)
+        else:
+            return "already exists"
+    path = config.state_path / "kind-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False), encoding="utf-8")
+    network_existed = docker_answers() and _kind_network_exists()
+    cluster.create_cluster(config, str(path))
+    if proc.dry_run_enabled():
+        return f"planned (config: {path})"
+    if not network_existed:  # kind made it for us: lab.down removes it when unused
+        lab.state["kind_network_ours"] = True
+    lab.state["cluster_settings"] = cluster.settings_hash(config)
+    lab.state.save()
+    return "created"
+
+
+def _kind_network_exists() -> bool:
+    found = engine.client().networks.list(names=[cluster.KIND_NETWORK])  # a substring match
+    return any(network.name == cluster.KIND_NETWORK for network in found)

@@ -1,0 +1,49 @@
+"""Gitea in the cluster, its admin from a Secret lab generates."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lab import (
+    gitserver,
+    k8s,
+    proc,
+)
+from lab.context import Lab, deployment_observation, plan_apply
+
+
+def ensure_gitea(lab: Lab) -> str:
+    config = lab.config
+    admin = lab.state.setdefault("gitea_admin", "lab-admin")
+    secret = gitserver.admin_secret(
+        config,
+        username=admin,
+        password=lab.state.secret("gitea_admin_password"),
+        secret_key=lab.state.secret("gitea_secret_key"),
+        internal_token=lab.state.secret("gitea_internal_token", 48),
+    )
+    if not proc.dry_run_enabled():
+        lab.state.save()
+    apply = lab.cluster().apply if not proc.dry_run_enabled() else plan_apply
+    manifests = gitserver.roll_on_secret_change(gitserver.gitea_manifests(config), secret)
+    for obj in k8s.apply_order(
+        [
+            *[m for m in manifests if m["kind"] == "Namespace"],
+            secret,
+            *[m for m in manifests if m["kind"] != "Namespace"],
+        ]
+    ):
+        apply(obj)
+    lab.wait_for(
+        "Gitea to be ready",
+        partial(deployment_observation, lab, config.gitea_namespace, "gitea"),
+        config.install_timeout,
+    )
+    if lab.byo:
+        where = (
+            f"svc/{gitserver.HTTP_SERVICE} in namespace {config.gitea_namespace} "
+            "(lab reaches it through `kubectl port-forward`)"
+        )
+    else:
+        where = f"http://{config.bind_address}:{config.gitea_http_port}"
+    return f"Gitea {config.gitea_version} at {where}"

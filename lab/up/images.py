@@ -1,0 +1,68 @@
+"""The app images of the current tree, as :main, in the registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from lab import (
+    engine,
+    images,
+    proc,
+)
+from lab.context import Lab
+
+SEED_TAG = "main"  # the tag gitops/ deploys before the first pipeline run
+
+
+def ensure_images(lab: Lab) -> str:
+    """Build and push the current tree as `:main` unless the registry already has it.
+
+    gitops/ seeds every environment with the `main` tag, so the lab is populated from
+    the first sync; `pipeline.run` then deploys commit tags.
+    """
+    config = lab.config
+    registry = lab.options.registry or config.registry_host
+    missing = [s for s in images.SERVICES if not _registry_has(lab, s, SEED_TAG)]
+    if not missing:
+        return f"{len(images.SERVICES)} images already in {registry}"
+    if proc.dry_run_enabled():
+        proc.plan(f"build and push {', '.join(missing)} as {registry}/lab/<service>:{SEED_TAG}")
+        return "planned"
+    from lab import pipeline  # the pipeline owns how a commit is identified
+
+    commit = pipeline.resolve_commit(pipeline.Options(allow_dirty=True))
+    plans = images.plan_builds(
+        sha=commit.sha,
+        branch=SEED_TAG,
+        version=commit.version,
+        created=datetime.now(UTC) if commit.dirty else commit.time,
+        services=missing,
+        registry=registry,
+    )
+    client = engine.client()
+    built = images.build_images(
+        client, plans, on_log=lambda service, line: lab.ctx.ui.output(f"[{service}] {line}")
+    )
+    images.push_images(client, built)
+    return f"built and pushed {', '.join(missing)}"
+
+
+def _registry_has(lab: Lab, service: str, tag: str) -> bool:
+    if lab.byo and lab.options.registry is None:
+        return False
+    host = lab.options.registry or f"{lab.config.bind_address}:{lab.config.registry_port}"
+    url = f"http://{host}/v2/{images.REPOSITORY_PREFIX}/{service}/manifests/{tag}"
+    accept = ", ".join(
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+    )
+    try:
+        return httpx.head(url, headers={"Accept": accept}, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
