@@ -6,14 +6,18 @@ the state (loaded once) and the connections (made once).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lab import cluster, engine, k8s, proc, wait
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
+from lab.report import StageResult
 from lab.state import State
 
 
@@ -86,3 +90,52 @@ def kind_cluster_exists(config: Config) -> bool:
     if proc.dry_run_enabled() and proc.which("kind") is None:
         return False
     return cluster.cluster_exists(config)
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    sha: str | None = None  # default: HEAD
+    start: str | None = None  # resume from this stage (`--from`)
+    runner: str = "docker"  # quality checks: in toolchain containers, or "host"
+    strict: bool | None = None  # UNVERIFIED fails (default: when CI=true)
+    offline: bool = False  # scan with Trivy's cached database
+    allow_dirty: bool = False
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    branch: str
+    dirty: bool
+    # The commit's time: images carry it as their creation time, so rebuilding an
+    # unchanged tree hits the layer cache all the way and gives the same image.
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def version(self) -> str:
+        return f"{self.sha[:12]}-dirty" if self.dirty else self.sha[:12]
+
+
+@dataclass
+class Run:
+    """One pipeline run: what it builds, and what the stages found so far."""
+
+    ctx: Context
+    options: PipelineOptions
+    commit: Commit
+    run_id: str
+    directory: Path
+    results: list[StageResult] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # service → reference by sha
+
+    @property
+    def strict(self) -> bool:
+        if self.options.strict is not None:
+            return self.options.strict
+        return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+    def result(self, name: str) -> StageResult | None:
+        return next((r for r in self.results if r.name == name), None)
+
+
+Stage = tuple[str, Callable[[Run], StageResult]]

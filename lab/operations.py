@@ -10,7 +10,7 @@ from lab import lifecycle, teardown
 from lab import pipeline as pipeline_module
 from lab import status as status_module
 from lab.cli import Context, TaskExit
-from lab.context import UpOptions
+from lab.context import PipelineOptions, UpOptions
 from lab.errors import LabError
 from lab.ui import Row
 
@@ -82,7 +82,7 @@ def pipeline_options(
     if runner not in ("docker", "host"):
         raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
     return PipelineRequest(
-        pipeline_module.Options(
+        PipelineOptions(
             sha=sha,
             start=start,
             runner=runner,
@@ -96,7 +96,7 @@ def pipeline_options(
 
 @dataclass(frozen=True)
 class PipelineRequest:
-    options: pipeline_module.Options
+    options: PipelineOptions
     stop: str | None  # run only up to and including this stage
 
 

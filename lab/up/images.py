@@ -11,7 +11,7 @@ from lab import (
     images,
     proc,
 )
-from lab.context import Lab
+from lab.context import Lab, PipelineOptions
 
 SEED_TAG = "main"  # the tag gitops/ deploys before the first pipeline run
 
@@ -32,7 +32,7 @@ def ensure_images(lab: Lab) -> str:
         return "planned"
     from lab import pipeline  # the pipeline owns how a commit is identified
 
-    commit = pipeline.resolve_commit(pipeline.Options(allow_dirty=True))
+    commit = pipeline.resolve_commit(PipelineOptions(allow_dirty=True))
     plans = images.plan_builds(
         sha=commit.sha,
         branch=SEED_TAG,

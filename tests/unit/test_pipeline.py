@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, pipeline, proc
+from lab import cli, config, context, pipeline, proc
 from lab.errors import LabError
 from lab.report import CheckResult, StageResult, Status
+from lab.stages import common, smoke
 from lab.ui import UI
 
 
-def _run(tmp_path: Path, strict: bool = False) -> pipeline.Run:
+def _run(tmp_path: Path, strict: bool = False) -> context.Run:
     ctx = cli.Context(config=config.load({"state_dir": str(tmp_path / "s")}, {}), ui=UI())
-    commit = pipeline.Commit("a" * 40, "main", False)
-    return pipeline.Run(ctx, pipeline.Options(strict=strict), commit, "r1", tmp_path / "run")
+    commit = context.Commit("a" * 40, "main", False)
+    return context.Run(ctx, context.PipelineOptions(strict=strict), commit, "r1", tmp_path / "run")
 
 
 def _stage(name: str, status: Status, calls: list[str]):
-    def body(run: pipeline.Run) -> StageResult:
+    def body(run: context.Run) -> StageResult:
         calls.append(name)
         return StageResult(name, status, time.time(), 0.0, f"{name} {status.value}")
 
@@ -65,7 +66,9 @@ def test_unverified_passes_the_gate_unless_strict(tmp_path: Path) -> None:
 
 
 def test_strict_defaults_to_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = pipeline.Run(_run(tmp_path).ctx, pipeline.Options(), _run(tmp_path).commit, "r", tmp_path)
+    run = context.Run(
+        _run(tmp_path).ctx, context.PipelineOptions(), _run(tmp_path).commit, "r", tmp_path
+    )
     monkeypatch.setenv("CI", "true")
     assert run.strict
     monkeypatch.setenv("CI", "")
@@ -82,7 +85,7 @@ def test_resume_from_a_stage_runs_it_and_the_rest(tmp_path: Path) -> None:
 
 
 def test_a_lab_error_in_a_stage_fails_it_with_the_message(tmp_path: Path) -> None:
-    def broken(run: pipeline.Run) -> StageResult:
+    def broken(run: context.Run) -> StageResult:
         raise LabError("registry unreachable", hint="lab.up")
 
     results = pipeline.execute(
@@ -93,9 +96,9 @@ def test_a_lab_error_in_a_stage_fails_it_with_the_message(tmp_path: Path) -> Non
 
 
 def test_job_verdict_reads_the_conditions() -> None:
-    assert pipeline.job_verdict({"status": {"active": 1}}) is None
+    assert smoke.job_verdict({"status": {"active": 1}}) is None
     assert (
-        pipeline.job_verdict({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+        smoke.job_verdict({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
         == "complete"
     )
     failed = {
@@ -111,7 +114,7 @@ def test_job_verdict_reads_the_conditions() -> None:
         }
     }
     assert (
-        pipeline.job_verdict(failed)
+        smoke.job_verdict(failed)
         == "failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
     )
 
@@ -123,7 +126,7 @@ def test_smoke_log_becomes_checks() -> None:
         "FAIL variant v2 reports its commit: expected commit abc, got def\n"
         "smoke: FAILED at variant v2 reports its commit (2 of 9 checks passed)\n"
     )
-    checks = pipeline.parse_smoke_log(log)
+    checks = smoke.parse_smoke_log(log)
     assert [(c.name, c.status) for c in checks] == [
         ("api health", Status.PASSED),
         ("variant v1 reports its commit", Status.PASSED),
@@ -144,14 +147,18 @@ def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
     (repo / "a.txt").write_text("1")
     _git(repo, "add", "a.txt")
     _git(repo, "commit", "-q", "-m", "one")
-    clean = pipeline.resolve_commit(pipeline.Options(), repo)
-    assert (clean.sha, clean.branch, clean.dirty) == (_git(repo, "rev-parse", "HEAD"), "main", False)
+    clean = pipeline.resolve_commit(context.PipelineOptions(), repo)
+    assert (clean.sha, clean.branch, clean.dirty) == (
+        _git(repo, "rev-parse", "HEAD"),
+        "main",
+        False,
+    )
     assert clean.time.isoformat() == _git(repo, "show", "-s", "--format=%cI", "HEAD")
     (repo / "a.txt").write_text("2")
     with pytest.raises(LabError) as caught:
-        pipeline.resolve_commit(pipeline.Options(), repo)
+        pipeline.resolve_commit(context.PipelineOptions(), repo)
     assert "--allow-dirty" in (caught.value.hint or "")
-    dirty = pipeline.resolve_commit(pipeline.Options(allow_dirty=True), repo)
+    dirty = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo)
     assert dirty.dirty and dirty.version.endswith("-dirty")
 
 
@@ -163,7 +170,7 @@ def test_an_unknown_sha_is_a_lab_error(tmp_path: Path) -> None:
     _git(repo, "add", "a")
     _git(repo, "commit", "-q", "-m", "x")
     with pytest.raises(LabError):
-        pipeline.resolve_commit(pipeline.Options(sha="0" * 40), repo)
+        pipeline.resolve_commit(context.PipelineOptions(sha="0" * 40), repo)
 
 
 def test_a_second_concurrent_run_is_refused(tmp_path: Path) -> None:
@@ -179,21 +186,23 @@ def test_aggregate_prefers_failure_then_unverified() -> None:
     passed = CheckResult("a", Status.PASSED)
     unverified = CheckResult("b", Status.UNVERIFIED)
     failed = CheckResult("c", Status.FAILED)
-    assert pipeline._aggregate([passed, unverified], strict=False) is Status.UNVERIFIED
-    assert pipeline._aggregate([passed, unverified, failed], strict=False) is Status.FAILED
-    assert pipeline._aggregate([passed], strict=True) is Status.PASSED
+    assert common.aggregate([passed, unverified], strict=False) is Status.UNVERIFIED
+    assert common.aggregate([passed, unverified, failed], strict=False) is Status.FAILED
+    assert common.aggregate([passed], strict=True) is Status.PASSED
 
 
 def test_without_a_data_plane_the_smoke_job_calls_the_services_directly() -> None:
     job = {
         "spec": {
             "template": {
-                "spec": {"containers": [{"name": "smoke-test", "env": [{"name": "X", "value": "1"}]}]}
+                "spec": {
+                    "containers": [{"name": "smoke-test", "env": [{"name": "X", "value": "1"}]}]
+                }
             }
         }
     }
-    pipeline.direct_routes(job)
-    pipeline.direct_routes(job)  # idempotent
+    smoke.direct_routes(job)
+    smoke.direct_routes(job)  # idempotent
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == ["X", "SERVICE_ROUTES"]
     assert "/api/=http://backend{-version}:3000" in env[1]["value"]
@@ -227,5 +236,7 @@ def test_the_stage_named_as_stopping_the_run_is_the_failed_one_not_an_earlier_un
          stage("smoke", Status.FAILED), stage("promote", Status.SKIPPED)),
     )  # fmt: skip
     assert pipeline.stopping_stage(run).name == "smoke"
-    strict = report.RunReport("r", "a" * 40, "main", False, 0.0, (stage("quality", Status.UNVERIFIED),))
+    strict = report.RunReport(
+        "r", "a" * 40, "main", False, 0.0, (stage("quality", Status.UNVERIFIED),)
+    )
     assert pipeline.stopping_stage(strict).name == "quality"

@@ -1,0 +1,57 @@
+"""build: the images of the commit, tagged <sha> and <branch>, pushed to the registry."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from lab import (
+    engine,
+    images,
+)
+from lab.context import Run
+from lab.report import CheckResult, StageResult, Status
+from lab.stages.common import registry
+
+
+def build_stage(run: Run) -> StageResult:
+    started = time.time()
+    plans = images.plan_builds(
+        sha=run.commit.sha,
+        branch=run.commit.branch + ("-dirty" if run.commit.dirty else ""),
+        version=run.commit.version,
+        created=datetime.now(UTC) if run.commit.dirty else run.commit.time,
+        environment="dev",
+        registry=registry(run.ctx),
+    )
+    client = engine.client()
+    built = images.build_images(client, plans, on_log=_build_logger(run))
+    images.push_images(client, built)
+    run.images = {image.service: image.tags[0] for image in built}
+    checks = tuple(
+        CheckResult(
+            image.service,
+            Status.PASSED,
+            image.seconds,
+            "cached"
+            if image.fully_cached
+            else f"{image.steps - image.cached_steps} step(s) rebuilt",
+        )
+        for image in built
+    )
+    return StageResult(
+        "build",
+        Status.PASSED,
+        started,
+        time.time() - started,
+        f"{len(built)} images pushed as :{run.commit.sha[:12]}…",
+        checks,
+        {"images": run.images},
+    )
+
+
+def _build_logger(run: Run) -> images.LogListener:
+    def log(service: str, line: str) -> None:
+        run.ctx.ui.output(f"[{service}] {line}")
+
+    return log

@@ -1,0 +1,86 @@
+"""What several stages share: the lab's Git server and registry, the cluster, and
+waiting for Argo CD."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from lab import (
+    argocd,
+    gitserver,
+    k8s,
+    wait,
+)
+from lab.cli import Context
+from lab.context import Run
+from lab.report import CheckResult, Status
+from lab.state import State
+
+
+def git_server(
+    ctx: Context,
+) -> AbstractContextManager[tuple[gitserver.GitServer, gitserver.Remote]]:
+    """The lab's Gitea and GitOps remote, on the cluster `lab.up` used (for a `with`)."""
+    return gitserver.connect(ctx.config, State.load(ctx.config.state_path))
+
+
+def registry(ctx: Context) -> str:
+    """Where images go: the lab's registry, or the one `lab.up --registry` named."""
+    return str(State.load(ctx.config.state_path).get("registry") or ctx.config.registry_host)
+
+
+def cluster_of(ctx: Context) -> Any:
+
+    context = State.load(ctx.config.state_path).get("context") or ctx.config.kube_context
+    return k8s.connect(str(context))
+
+
+def wait_synced(run: Run, app: str, revision: str) -> str:
+    """Wait until Argo CD has applied `revision` to `app` (Synced at it).
+
+    Whether the new pods become Ready is the smoke stage's question (it waits for every
+    rollout first), so a change that breaks a readiness probe fails smoke, not deploy.
+    A sync Argo CD gave up on (its retries spent: say a manifest the API server
+    rejects) fails here at once, with the server's words.
+    """
+    cluster = cluster_of(run.ctx)
+    resource = cluster.resource("argoproj.io/v1alpha1", "Application")
+    # Ask for a refresh now rather than waiting for Argo CD's polling interval.
+    resource.patch(
+        name=app,
+        namespace=argocd.NAMESPACE,
+        body=argocd.refresh_annotation(),
+        content_type="application/merge-patch+json",
+    )
+
+    def look() -> wait.Observation:
+        obj = cluster.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
+        if obj is None:
+            return wait.Observation(False, f"application {app} not found")
+        sync, health, current = argocd.application_status(obj)
+        full = str(((obj.get("status") or {}).get("sync") or {}).get("revision", ""))
+        failure = argocd.sync_failure(obj, revision)
+        if failure:
+            return wait.Observation(False, f"Argo CD could not sync {app}: {failure}", failed=True)
+        return wait.Observation(
+            full == revision and sync == "Synced",
+            f"{app}: {sync}, {health} at {current or '?'} (want {revision[:12]})",
+        )
+
+    return wait.until(
+        f"Argo CD to sync {app} to {revision[:12]}",
+        look,
+        timeout=run.ctx.config.sync_timeout,
+        report=run.ctx.ui.progress,
+    ).seen
+
+
+def aggregate(checks: Sequence[CheckResult], *, strict: bool) -> Status:
+    statuses = {c.status for c in checks}
+    if Status.FAILED in statuses:
+        return Status.FAILED
+    if Status.UNVERIFIED in statuses:
+        return Status.UNVERIFIED
+    return Status.PASSED

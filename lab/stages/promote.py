@@ -1,0 +1,46 @@
+"""promote: branch promote-<sha> and a pull request on Gitea; no token leaves lab."""
+
+from __future__ import annotations
+
+import time
+
+from lab import (
+    gitops,
+)
+from lab.context import Run
+from lab.report import StageResult, Status
+from lab.stages.common import git_server
+
+
+def promote_stage(run: Run) -> StageResult:
+    started = time.time()
+    config = run.ctx.config
+    scan_result = run.result("scan")
+    smoke_result = run.result("smoke")
+    summary = gitops.PromotionSummary(
+        scan=scan_result.summary if scan_result else "not run in this run",
+        smoke=smoke_result.summary if smoke_result else "not run in this run",
+    )
+    with git_server(run.ctx) as (server, remote):
+        promotion = gitops.promote(
+            remote, server, config.gitops_org, config.gitops_repo, run.commit.sha, summary=summary
+        )
+    pr = promotion.pull_request
+    if pr is None:
+        return StageResult(
+            "promote",
+            Status.PASSED,
+            started,
+            time.time() - started,
+            "prod already runs this commit",
+        )
+    url = f"http://{config.bind_address}:{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}/pulls/{pr.number}"
+    verb = "opened" if promotion.created else "already open"
+    return StageResult(
+        "promote",
+        Status.PASSED,
+        started,
+        time.time() - started,
+        f"pull request #{pr.number} {verb}: {url}",
+        data={"pull_request": pr.number, "url": url},
+    )

@@ -1,0 +1,32 @@
+"""scan: Trivy over the built images; a fixable HIGH/CRITICAL vulnerability stops the run."""
+
+from __future__ import annotations
+
+import time
+
+from lab import (
+    images,
+    scan,
+)
+from lab.context import Run
+from lab.report import StageResult, Status
+from lab.stages.common import aggregate, registry
+
+
+def scan_stage(run: Run) -> StageResult:
+    started = time.time()
+    references = list(run.images.values()) or [
+        f"{images.image_repository(s, registry(run.ctx))}:{run.commit.sha}" for s in images.SERVICES
+    ]
+    results = scan.scan_images(run.ctx.config, references, offline=run.options.offline)
+    checks = tuple(check for check, _ in results)
+    findings = [vars(f) for _, found in results for f in found]
+    status = aggregate(checks, strict=run.strict)
+    counts = {s: sum(c.status is s for c in checks) for s in Status}
+    summary = (
+        f"{counts[Status.PASSED]} clean, {counts[Status.FAILED]} failed, "
+        f"{counts[Status.UNVERIFIED]} unverified; {len(findings)} finding(s)"
+    )
+    return StageResult(
+        "scan", status, started, time.time() - started, summary, checks, {"findings": findings}
+    )
