@@ -64,9 +64,6 @@ class Lab:
         return wait.until(what, look, timeout=timeout, report=self.ctx.ui.progress).seen
 
 
-Step = tuple[str, Callable[[Lab], str]]
-
-
 def plan_apply(obj: dict[str, Any]) -> None:
     meta = obj.get("metadata", {})
     where = f" in {meta['namespace']}" if meta.get("namespace") else ""

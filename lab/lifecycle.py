@@ -7,13 +7,14 @@ after a failure or Ctrl-C resumes, and re-running it on an up lab changes nothin
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
-from lab import diagnostics, proc, teardown
+from lab import diagnostics, proc, steps, teardown
 from lab.cli import Context
-from lab.context import Lab, Step, UpOptions
+from lab.context import Lab, UpOptions
 from lab.errors import LabError
 from lab.state import State
+from lab.steps import Step
 from lab.up.applications import ensure_applications
 from lab.up.argocd import ensure_argocd
 from lab.up.cluster import ensure_cluster
@@ -39,20 +40,20 @@ def remember_choices(lab: Lab) -> None:
         lab.state.save()
 
 
-UP: tuple[Step, ...] = (
-    ("Checking this machine", preflight),  # lab.doctor's blocking checks
-    ("Starting the local registry", ensure_registry),  # registry:3 on 127.0.0.1:5001
-    ("Creating the kind cluster", ensure_cluster),  # pinned node image, port mappings
-    ("Wiring the registry into the cluster", wire_registry),  # kind network, certs.d, ConfigMap
-    ("Installing Istio", ensure_istio),  # istioctl install with our IstioOperator
-    ("Installing Argo CD", ensure_argocd),  # pinned manifest, server-side apply
-    ("Running the Git server", ensure_gitea),  # Gitea in the cluster, admin from a Secret
-    ("Seeding the GitOps repository", seed_gitops),  # gitops/ pushed, webhook, repo Secret
-    ("Creating the app secrets", ensure_app_secrets),  # JWT secret, admin password: never in git
-    ("Building the app images", ensure_images),  # current tree as :main, pushed to the registry
-    ("Creating the Argo CD applications", ensure_applications),  # AppProject, dev and prod
-    ("Waiting for the applications to sync", wait_for_sync),  # Synced and Healthy
-    ("Showing where everything is", show_urls),  # URLs; credentials only via lab.creds
+UP: tuple[Step[Lab], ...] = (
+    Step("Checking this machine", preflight, diagnose=False),  # lab.doctor's blocking checks
+    Step("Starting the local registry", ensure_registry),  # registry:3 on 127.0.0.1:5001
+    Step("Creating the kind cluster", ensure_cluster),  # pinned node image, port mappings
+    Step("Wiring the registry into the cluster", wire_registry),  # kind network, certs.d
+    Step("Installing Istio", ensure_istio),  # istioctl install with our IstioOperator
+    Step("Installing Argo CD", ensure_argocd),  # pinned manifest, server-side apply
+    Step("Running the Git server", ensure_gitea),  # Gitea in the cluster, admin from a Secret
+    Step("Seeding the GitOps repository", seed_gitops),  # gitops/ pushed, webhook, repo Secret
+    Step("Creating the app secrets", ensure_app_secrets),  # JWT secret, admin password: not git
+    Step("Building the app images", ensure_images),  # current tree as :main, in the registry
+    Step("Creating the Argo CD applications", ensure_applications),  # AppProject, dev, prod
+    Step("Waiting for the applications to sync", wait_for_sync),  # Synced and Healthy
+    Step("Showing where everything is", show_urls),  # URLs; credentials only via lab.creds
 )
 
 
@@ -63,33 +64,17 @@ def up(ctx: Context, options: UpOptions) -> None:
         remember_choices(lab)
     if options.dry_run:
         ctx.ui.info("Dry run: nothing is changed. The plan:")
+
+    def diagnose(error: LabError) -> Path:
+        return diagnostics.collect(lab.config, error, context=lab.context)
+
     try:
-        run_steps(lab, UP)
+        outcomes = steps.run(UP, lab, ctx.ui, diagnose=None if options.dry_run else diagnose)
     finally:
         if lab.byo and "byo" in lab.state:  # lab.down removes what appeared until now
             lab.state["byo"] = {**lab.state["byo"], "last_up": teardown.now()}
             lab.state.save()
+    steps.raise_first_failure(outcomes)
     if options.dry_run:
         for action in proc.planned_commands():
             ctx.ui.info(f"  would: {action}")
-
-
-def run_steps(lab: Lab, steps: tuple[Step, ...]) -> None:
-    """Each step: a start line, then ✓ or ✗ with its duration and what it did."""
-    ui = lab.ctx.ui
-    for title, run in steps:
-        ui.step_started(title)
-        started = time.monotonic()
-        try:
-            note = run(lab)
-        except LabError as error:
-            ui.step_finished(title, time.monotonic() - started, ok=False)
-            error.add_context(title.lower())
-            if not proc.dry_run_enabled() and title != "Checking this machine":
-                bundle = diagnostics.collect(lab.config, error, context=lab.context)
-                error.hint = f"{error.hint or 'see the bundle'}\n  diagnostics: {bundle}"
-            raise
-        except BaseException:
-            ui.step_finished(title, time.monotonic() - started, ok=False)
-            raise
-        ui.step_finished(title, time.monotonic() - started, ok=True, note=note)

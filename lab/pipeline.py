@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from lab import diagnostics, proc, report
+from lab import diagnostics, proc, report, steps
 from lab.cli import Context
 from lab.context import Commit, PipelineOptions, Run, Stage
 from lab.errors import LabError
@@ -29,6 +29,7 @@ from lab.stages.promote import promote_stage
 from lab.stages.quality import quality_stage
 from lab.stages.scan import scan_stage
 from lab.stages.smoke import smoke_stage
+from lab.ui import UI
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +68,7 @@ def approve(ctx: Context, sha: str) -> report.RunReport:
         failed = next(s for s in result.stages if s.status is Status.FAILED)
         raise LabError(
             f"approve failed at {failed.name}: {failed.summary}",
-            hint=f"report: {run.directory / 'report.html'}",
+            hint=f"report: {run.directory / 'report.html'}" + _diagnostics_of(failed),
         )
     return result
 
@@ -75,55 +76,74 @@ def approve(ctx: Context, sha: str) -> report.RunReport:
 # -- running ------------------------------------------------------------------------------
 
 
+# Stages whose failure is about the cluster: a diagnostics bundle is collected for them.
+DIAGNOSED = frozenset({"deploy-dev", "smoke", "promote", "approve", "smoke-prod"})
+
+
 def execute(run: Run, stages: Sequence[Stage], *, start: str | None = None) -> list[StageResult]:
-    """Run `stages` in order from `start`; stop at the first failure (the gate)."""
+    """Run `stages` in order from `start`; stop at the first failure (the gate). A
+    failed or crashed stage is a FAILED result with its evidence; those after it are
+    SKIPPED; UNVERIFIED stops the run only when it is strict."""
     names = [name for name, _ in stages]
     if start is not None and start not in names:
         raise LabError(f"unknown stage {start!r}", hint=f"stages: {', '.join(names)}")
-    index = names.index(start) if start else 0
-    ui = run.ctx.ui
-    stopped: str | None = None
-    for name, body in stages[index:]:
-        if stopped:
-            run.results.append(
-                StageResult(name, Status.SKIPPED, time.time(), 0.0, f"not run: {stopped}")
-            )
-            continue
-        ui.step_started(f"Stage {name}")
-        began = time.monotonic()
-        try:
-            result = body(run)
-        except LabError as error:
-            result = StageResult(
-                name,
-                Status.FAILED,
-                time.time(),
-                time.monotonic() - began,
-                error.message,
-                (
-                    CheckResult(
-                        name, Status.FAILED, detail=error.message, output=error.output_tail or ""
-                    ),
-                ),
-                {"hint": error.hint or "", "command": error.command or ""},
-            )
-            if error.command or error.output_tail:  # the evidence, once; the hint comes last
-                run.ctx.ui.info(error.render().split("\n  hint:")[0])
-        except Exception as error:
-            # A Kubernetes ApiException, a docker APIError, a requests timeout: the stage
-            # failed, and the report (json, junit, html) must say so, with the evidence.
-            result = crashed_stage(name, error, time.monotonic() - began)
-            bundle = diagnostics.collect(run.ctx.config, LabError(result.summary))
-            result.data["diagnostics"] = str(bundle)
-            run.ctx.ui.warn(f"stage {name} crashed: {result.summary}; diagnostics: {bundle}")
-        run.results.append(result)
-        ok = result.status in (Status.PASSED, Status.SKIPPED) or (
-            result.status is Status.UNVERIFIED and not run.strict
+    chosen = stages[names.index(start) if start else 0 :]
+    name_of = {f"Stage {name}": name for name, _ in chosen}
+
+    def gate(outcome: steps.Outcome) -> bool:
+        return outcome.status in (Status.PASSED, Status.SKIPPED) or (
+            outcome.status is Status.UNVERIFIED and not run.strict
         )
-        ui.step_finished(f"Stage {name}", time.monotonic() - began, ok=ok, note=result.summary)
-        if not ok:
-            stopped = f"{name} {result.status.value}"
+
+    def record(outcome: steps.Outcome) -> None:
+        run.results.append(stage_result(name_of[outcome.title], outcome, run.ctx.ui))
+
+    steps.run(
+        [
+            steps.Step(f"Stage {name}", body, diagnose=name in DIAGNOSED, name=name)
+            for name, body in chosen
+        ],
+        run,
+        run.ctx.ui,
+        gate=gate,
+        diagnose=lambda error: diagnostics.collect(run.ctx.config, error),
+        on_outcome=record,
+    )
     return run.results
+
+
+def stage_result(name: str, outcome: steps.Outcome, ui: UI) -> StageResult:
+    """The report's view of a stage's outcome."""
+    if outcome.result is not None:
+        result = outcome.result
+    elif outcome.crash is not None:
+        # A Kubernetes ApiException, a docker APIError, a requests timeout: the stage
+        # failed, and the report (json, junit, html) must say so, with the evidence.
+        result = crashed_stage(name, outcome.crash, outcome.seconds)
+        ui.warn(f"stage {name} crashed: {result.summary}")
+    elif outcome.error is not None:
+        error = outcome.error
+        result = StageResult(
+            name,
+            Status.FAILED,
+            time.time() - outcome.seconds,
+            outcome.seconds,
+            error.message,
+            (
+                CheckResult(
+                    name, Status.FAILED, detail=error.message, output=error.output_tail or ""
+                ),
+            ),
+            {"hint": error.hint or "", "command": error.command or ""},
+        )
+        if error.command or error.output_tail:  # the evidence, once; the hint comes last
+            ui.info(error.render().split("\n  hint:")[0])
+    else:
+        result = StageResult(name, outcome.status, time.time(), 0.0, outcome.note)
+    if outcome.diagnostics is not None:
+        result.data["diagnostics"] = str(outcome.diagnostics)
+        ui.info(f"  diagnostics: {outcome.diagnostics}")
+    return result
 
 
 def crashed_stage(name: str, error: BaseException, duration: float) -> StageResult:
@@ -178,9 +198,14 @@ def pipeline_run(
         raise LabError(
             f"pipeline {result.status.value} at stage {failed.name}: {failed.summary}",
             hint=f"{first}resume with `invoke pipeline.run --from {failed.name}` "
-            f"(report: {run.directory / 'report.html'})",
+            f"(report: {run.directory / 'report.html'})" + _diagnostics_of(failed),
         )
     return result
+
+
+def _diagnostics_of(stage: StageResult) -> str:
+    found = stage.data.get("diagnostics")
+    return f"\n  diagnostics: {found}" if found else ""
 
 
 def finish(run: Run, started: float) -> report.RunReport:
@@ -191,11 +216,10 @@ def finish(run: Run, started: float) -> report.RunReport:
     rows = report.summary_rows(result.stages)
     from lab.ui import Row
 
-    style = {"passed": "ok", "failed": "fail", "unverified": "warn", "skipped": "skip"}
     run.ctx.ui.table(
         f"pipeline {run.run_id}: {result.status.value}",
         ("stage", "result", "time", "summary"),
-        [Row(row, style[row[1]]) for row in rows],
+        [Row(row, steps.STYLE[Status(row[1])]) for row in rows],
     )
     run.ctx.ui.info(f"report: {paths['html']}  (junit: {paths['junit']})")
     return result

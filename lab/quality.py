@@ -68,7 +68,8 @@ import requests.exceptions
 from lab import engine, proc
 from lab.config import Config
 from lab.errors import CommandTimeout, LabError, tail
-from lab.report import CheckResult, StageResult, Status
+from lab.report import CheckResult, StageResult, Status, worst
+from lab.steps import STYLE
 from lab.ui import UI, Row
 
 log = logging.getLogger("lab.quality")
@@ -280,15 +281,9 @@ def skipped(service: str, checks: Sequence[Check], reason: str) -> list[CheckRes
 
 
 def service_status(results: Sequence[CheckResult]) -> Status:
-    """FAILED if any check failed, else UNVERIFIED if any was, else PASSED (pure)."""
-    statuses = {result.status for result in results}
-    if Status.FAILED in statuses:
-        return Status.FAILED
-    if Status.UNVERIFIED in statuses:
-        return Status.UNVERIFIED
-    if statuses == {Status.SKIPPED}:
-        return Status.SKIPPED
-    return Status.PASSED
+    """FAILED if any check failed, else UNVERIFIED if any was, else PASSED; SKIPPED if
+    every check was (pure)."""
+    return worst(result.status for result in results) if results else Status.PASSED
 
 
 def stage_status(results: Sequence[CheckResult], *, strict: bool) -> Status:
@@ -391,8 +386,8 @@ def run_quality(
     else:
         raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
 
-    title = f"Quality checks of {', '.join(selected)} ({runner} runner)"
-    ui.step_started(title)
+    # The stage's start and ✓/✗ lines are the step runner's; this says what runs where.
+    ui.info(f"  quality checks of {', '.join(selected)} ({runner} runner)")
     started_at, started = time.time(), time.monotonic()
     by_service = _in_parallel(run_service, selected, workers, cancelled, cancelled_hook)
     duration = time.monotonic() - started
@@ -402,9 +397,8 @@ def run_quality(
     ui.table(
         "quality",
         ("check", "time", "result"),
-        [Row((r.name, f"{r.duration:.1f}s", _result_text(r)), _STYLES[r.status]) for r in every],
+        [Row((r.name, f"{r.duration:.1f}s", _result_text(r)), STYLE[r.status]) for r in every],
     )
-    ui.step_finished(title, duration, ok=status is not Status.FAILED, note=summary)
     return StageResult(
         name=STAGE,
         status=status,
@@ -422,14 +416,6 @@ def run_quality(
 
 def _nothing() -> None:
     pass
-
-
-_STYLES = {
-    Status.PASSED: "ok",
-    Status.FAILED: "fail",
-    Status.UNVERIFIED: "warn",
-    Status.SKIPPED: "skip",
-}
 
 
 def _result_text(result: CheckResult) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -22,6 +22,16 @@ class Status(Enum):
     @property
     def mark(self) -> str:
         return {"passed": "✓", "failed": "✗", "unverified": "?", "skipped": "-"}[self.value]
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The one fold of statuses, for checks, stages, runs and steps: failed over
+    unverified over passed; skipped when nothing else is there (pure)."""
+    found = set(statuses)
+    for status in (Status.FAILED, Status.UNVERIFIED, Status.PASSED):
+        if status in found:
+            return status
+    return Status.SKIPPED
 
 
 @dataclass(frozen=True)
@@ -57,12 +67,8 @@ class RunReport:
 
     @property
     def status(self) -> Status:
-        statuses = {stage.status for stage in self.stages}
-        if Status.FAILED in statuses:
-            return Status.FAILED
-        if Status.UNVERIFIED in statuses:
-            return Status.UNVERIFIED
-        return Status.PASSED
+        found = worst(stage.status for stage in self.stages)
+        return Status.PASSED if found is Status.SKIPPED else found
 
     @property
     def duration(self) -> float:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lab import argocd, cluster, engine, k8s, mesh, proc, wait
+from lab import argocd, cluster, engine, k8s, mesh, proc, steps, wait
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
 from lab.state import State
+from lab.steps import Step
 
 # Cluster-scoped kinds an install may add: (apiVersion, kind), in deletion order
 # (webhooks first, so nothing is admitted against a service that is going away).
@@ -245,64 +246,105 @@ def _kube_contexts(config: Config) -> list[str]:
     return [c["name"] for c in contexts or [] if c["name"] == config.kube_context]
 
 
+@dataclass
+class Teardown:
+    """One `lab.down` in progress."""
+
+    ctx: Context
+    keep_registry: bool
+    dry_run: bool
+    state: State
+
+    @property
+    def made_network(self) -> bool:
+        return bool(self.state.get("kind_network_ours"))
+
+
+def remove_from_your_cluster(down: Teardown) -> str:
+    byo = down.state.get("byo")
+    if not (byo and "last_up" in byo):
+        return "no cluster of yours was used"
+    if down.dry_run:
+        proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
+        return "planned"
+    removed = uninstall(
+        k8s.connect(byo["context"]), down.ctx.config, byo, byo["last_up"], down.ctx.ui.progress
+    )
+    shown = ", ".join(removed[:8]) + (", …" if len(removed) > 8 else "")
+    return f"removed {len(removed)} objects from {byo['context']}: {shown}"
+
+
+def delete_kind_cluster(down: Teardown) -> str:
+    config = down.ctx.config
+    if not (proc.which("kind") and cluster.cluster_exists(config)):
+        return "no kind cluster"
+    cluster.delete_cluster(config)
+    return "planned" if down.dry_run else f"deleted {config.cluster_name}"
+
+
+def remove_containers(down: Teardown) -> str:
+    config = down.ctx.config
+    client = engine.client()
+    found = leftovers(config, keep_registry=down.keep_registry, kind_network=down.made_network)
+    for name in found.containers:
+        _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
+    for name in found.volumes:
+        _remove(client.volumes, name, lambda obj: obj.remove(force=True))
+    for name in found.networks:
+        _remove(client.networks, name, lambda obj: obj.remove())
+    if found.contexts and not down.dry_run:
+        proc.run(
+            ("kubectl", "config", "delete-context", config.kube_context), timeout=30, check=False
+        )
+    return found.describe() if found else "nothing found"
+
+
+def forget_state(down: Teardown) -> str:
+    path = down.ctx.config.state_path / "state.json"
+    if down.dry_run:
+        proc.plan(f"remove {path}")
+        return "planned"
+    path.unlink(missing_ok=True)
+    return f"removed {path}"
+
+
+def verify_nothing_remains(down: Teardown) -> str:
+    if down.dry_run:
+        return "skipped in a dry run"
+    config = down.ctx.config
+    remaining = leftovers(config, keep_registry=down.keep_registry, kind_network=down.made_network)
+    if remaining:
+        raise LabError(
+            f"some of the lab is still here: {remaining.describe()}",
+            hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
+        )
+    return "nothing left"
+
+
+DOWN: tuple[Step[Teardown], ...] = (
+    Step("Removing the lab from your cluster", remove_from_your_cluster),  # lab.up --context
+    Step("Deleting the kind cluster", delete_kind_cluster),
+    Step("Removing the lab's containers, volumes and networks", remove_containers),
+    Step("Forgetting the lab's state", forget_state),  # .lab/state.json
+    Step("Verifying nothing of the lab remains", verify_nothing_remains),
+)
+
+
 def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) -> None:
     """Delete the cluster, the registry, the lab's volumes, networks, context and state,
     then prove nothing is left."""
     proc.set_dry_run(dry_run)
-    config = ctx.config
-    ui = ctx.ui
-    client = engine.client()
-    state = State.load(config.state_path)
-    made_network = bool(state.get("kind_network_ours"))
-    byo = state.get("byo")
-    if byo and "last_up" in byo:
-        with ui.step(f"Removing the lab from your cluster ({byo['context']})"):
-            if dry_run:
-                proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
-            else:
-                removed = uninstall(
-                    k8s.connect(byo["context"]), config, byo, byo["last_up"], ui.progress
-                )
-                ui.info(
-                    f"  removed {len(removed)} objects: {', '.join(removed[:8])}"
-                    + (", …" if len(removed) > 8 else "")
-                )
-    with ui.step("Deleting the kind cluster"):
-        if proc.which("kind") and cluster.cluster_exists(config):
-            cluster.delete_cluster(config)
-    with ui.step("Removing the lab's containers, volumes and networks"):
-        found = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
-        for name in found.containers:
-            _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
-        for name in found.volumes:
-            _remove(client.volumes, name, lambda obj: obj.remove(force=True))
-        for name in found.networks:
-            _remove(client.networks, name, lambda obj: obj.remove())
-        if found.contexts and not dry_run:
-            proc.run(
-                ("kubectl", "config", "delete-context", config.kube_context),
-                timeout=30,
-                check=False,
-            )
-    with ui.step("Forgetting the lab's state"):
-        path = config.state_path / "state.json"
-        if dry_run:
-            proc.plan(f"remove {path}")
-        else:
-            path.unlink(missing_ok=True)
+    engine.client()  # Docker must answer: said once, before anything changes
+    state = State.load(ctx.config.state_path)
+    wanted = DOWN if (state.get("byo") or {}).get("last_up") else DOWN[1:]
+    teardown = Teardown(ctx, keep_registry, dry_run, state)
+    steps.raise_first_failure(steps.run(wanted, teardown, ctx.ui), context=False)
     if dry_run:
         for action in proc.planned_commands():
-            ui.info(f"  would: {action}")
+            ctx.ui.info(f"  would: {action}")
         return
-    with ui.step("Verifying nothing of the lab remains"):
-        remaining = leftovers(config, keep_registry=keep_registry, kind_network=made_network)
-        if remaining:
-            raise LabError(
-                f"some of the lab is still here: {remaining.describe()}",
-                hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
-            )
     kept = " (registry and its image cache kept)" if keep_registry else ""
-    ui.info(f"Nothing of the lab remains on this machine{kept}.")
+    ctx.ui.info(f"Nothing of the lab remains on this machine{kept}.")
 
 
 def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:

@@ -32,7 +32,6 @@ HTTP goes through httpx, which honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -51,7 +50,7 @@ from typing import IO
 
 import httpx
 
-from lab import __version__, cli, proc
+from lab import __version__, cli, proc, steps
 from lab.config import Config
 from lab.errors import LabError
 from lab.ui import UI
@@ -285,11 +284,16 @@ def install_tools(
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     headers = {"User-Agent": f"lab/{__version__} (lab.tools)"}
     with httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client:
-        for plan in plans:
-            install = functools.partial(
-                _ensure_tool, plan, bin_dir, records, client=client, ui=ctx.ui, force=force
+        installs = [
+            steps.Step(
+                f"Installing {plan.tool} {plan.version}",
+                lambda _, plan=plan: _ensure_tool(  # type: ignore[misc]
+                    plan, bin_dir, records, client=client, ui=ctx.ui, force=force
+                ),
             )
-            _as_step(ctx.ui, f"Installing {plan.tool} {plan.version}", install)
+            for plan in plans
+        ]
+        steps.raise_first_failure(steps.run(installs, None, ctx.ui), context=False)
     ctx.ui.info(f"Tools are in {bin_dir}; lab uses them before any on PATH.")
 
 
@@ -304,18 +308,6 @@ def _selected(only: Sequence[str]) -> set[str]:
             hint=f"choose among {', '.join(TOOLS)}",
         )
     return names or set(TOOLS)
-
-
-def _as_step(ui: UI, title: str, body: Callable[[], str]) -> None:
-    """One start line, then ✓ with what was done (size, skipped) or ✗."""
-    ui.step_started(title)
-    started = time.monotonic()
-    try:
-        note = body()
-    except BaseException:
-        ui.step_finished(title, time.monotonic() - started, ok=False)
-        raise
-    ui.step_finished(title, time.monotonic() - started, ok=True, note=note)
 
 
 def _ensure_tool(

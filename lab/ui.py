@@ -1,4 +1,4 @@
-"""What the user sees: one start line and one ✓/✗ line per step, tables, the log file.
+"""What the user sees: one start line and one ✓/✗/! line per step, tables, the log file.
 
 Rich output on a terminal, plain text otherwise; `NO_COLOR` is honoured. `-v` shows the
 commands run, `-vv` their raw output. Everything, whatever the verbosity, also goes to a
@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from rich.console import Console
+from rich.status import Status as RichStatus
 from rich.table import Table
 
 from lab import proc
@@ -59,30 +58,36 @@ class UI:
             soft_wrap=True,
         )
         self.log_path = _open_log(log_dir, task) if log_dir else None
+        # A live status line only where a person watches: a colour terminal.
+        self.live = color
+        self._status: RichStatus | None = None
+        self._status_title = ""
         if verbosity >= 1:
             proc.on_command(self.command)
 
     def step_started(self, title: str) -> None:
+        """The start line; on a terminal, also a live status line (spinner, what we
+        wait for) until the step finishes. Elsewhere (CI, a pipe, NO_COLOR) plain lines."""
         self.console.print(f"[bold]•[/bold] {title} …")
         log.info("step: %s", title)
+        if self.live:
+            self._stop_status()
+            self._status = self.console.status(f"{title} …", spinner="dots")
+            self._status.start()
+            self._status_title = title
 
-    def step_finished(self, title: str, seconds: float, *, ok: bool, note: str = "") -> None:
-        mark, color = _MARKS["ok" if ok else "fail"]
+    def step_finished(self, title: str, seconds: float, *, style: str, note: str = "") -> None:
+        """The ✓ (ok), ! (warn), ✗ (fail) or - (skip) line, with the duration and a note."""
+        self._stop_status()
+        mark, color = _MARKS[style]
         extra = f" — {note}" if note else ""
         self.console.print(f"[{color}]{mark}[/{color}] {title} ({_duration(seconds)}){extra}")
-        log.info("step %s: %s (%.2fs)%s", "ok" if ok else "failed", title, seconds, extra)
+        log.info("step %s: %s (%.2fs)%s", style, title, seconds, extra)
 
-    @contextmanager
-    def step(self, title: str) -> Iterator[None]:
-        """Report a step: its start line, then ✓ or ✗ with its duration."""
-        self.step_started(title)
-        started = time.monotonic()
-        try:
-            yield
-        except BaseException:
-            self.step_finished(title, time.monotonic() - started, ok=False)
-            raise
-        self.step_finished(title, time.monotonic() - started, ok=True)
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     def info(self, message: str) -> None:
         self.console.print(message)
@@ -103,9 +108,13 @@ class UI:
             self.console.print(text.rstrip(), markup=False)
 
     def progress(self, message: str) -> None:
-        """A line about a long wait: what we wait for and how long so far."""
-        self.console.print(f"  [dim]… {message}[/dim]")
+        """About a long wait: what we wait for and how long so far. On a terminal it
+        replaces the live status line's text; elsewhere it is a new dim line."""
         log.info("progress: %s", message)
+        if self._status is not None:
+            self._status.update(f"{self._status_title} … [dim]{_escape(message)}[/dim]")
+            return
+        self.console.print(f"  [dim]… {_escape(message)}[/dim]")
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         table = Table(title=title, title_justify="left", show_lines=False)
@@ -120,6 +129,7 @@ class UI:
             log.info("%s: %s %s", title, row.style, " | ".join(row.cells))
 
     def error(self, rendered: str) -> None:
+        self._stop_status()
         self.console.print(f"[red]{_escape(rendered)}[/red]")
         if self.log_path:
             self.console.print(f"[dim]full log: {self.log_path}[/dim]")

@@ -3,7 +3,6 @@ waiting for Argo CD."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -15,7 +14,6 @@ from lab import (
 )
 from lab.cli import Context
 from lab.context import Run
-from lab.report import CheckResult, Status
 from lab.state import State
 
 
@@ -75,12 +73,3 @@ def wait_synced(run: Run, app: str, revision: str) -> str:
         timeout=run.ctx.config.sync_timeout,
         report=run.ctx.ui.progress,
     ).seen
-
-
-def aggregate(checks: Sequence[CheckResult], *, strict: bool) -> Status:
-    statuses = {c.status for c in checks}
-    if Status.FAILED in statuses:
-        return Status.FAILED
-    if Status.UNVERIFIED in statuses:
-        return Status.UNVERIFIED
-    return Status.PASSED

@@ -9,8 +9,8 @@ from lab import (
     scan,
 )
 from lab.context import Run
-from lab.report import StageResult, Status
-from lab.stages.common import aggregate, registry
+from lab.report import StageResult, Status, worst
+from lab.stages.common import registry
 
 
 def scan_stage(run: Run) -> StageResult:
@@ -21,7 +21,7 @@ def scan_stage(run: Run) -> StageResult:
     results = scan.scan_images(run.ctx.config, references, offline=run.options.offline)
     checks = tuple(check for check, _ in results)
     findings = [vars(f) for _, found in results for f in found]
-    status = aggregate(checks, strict=run.strict)
+    status = worst(c.status for c in checks)
     counts = {s: sum(c.status is s for c in checks) for s in Status}
     summary = (
         f"{counts[Status.PASSED]} clean, {counts[Status.FAILED]} failed, "

@@ -7,7 +7,6 @@ from functools import partial
 from typing import Any
 
 from lab import (
-    diagnostics,
     gitops,
     manifests,
     mesh,
@@ -15,7 +14,6 @@ from lab import (
 )
 from lab.cli import Context
 from lab.context import Run
-from lab.errors import LabError
 from lab.report import CheckResult, StageResult, Status
 from lab.stages.common import cluster_of, git_server
 
@@ -88,9 +86,8 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
     for line in logs.splitlines():
         ctx.ui.output(line)
     passed = verdict == "complete"
-    if not passed:
-        bundle = diagnostics.collect(ctx.config, LabError(f"smoke test in {namespace}: {verdict}"))
-        ctx.ui.warn(f"smoke test failed: {verdict}; diagnostics: {bundle}")
+    if not passed:  # the step runner collects the diagnostics bundle of a failed stage
+        ctx.ui.warn(f"smoke test in {namespace} failed: {verdict}")
     return parse_smoke_log(logs), passed, logs
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from lab import cli, config, context, pipeline, proc
 from lab.errors import LabError
-from lab.report import CheckResult, StageResult, Status
-from lab.stages import common, smoke
+from lab.report import StageResult, Status, worst
+from lab.stages import smoke
 from lab.ui import UI
 
 
@@ -182,13 +182,13 @@ def test_a_second_concurrent_run_is_refused(tmp_path: Path) -> None:
         pass
 
 
-def test_aggregate_prefers_failure_then_unverified() -> None:
-    passed = CheckResult("a", Status.PASSED)
-    unverified = CheckResult("b", Status.UNVERIFIED)
-    failed = CheckResult("c", Status.FAILED)
-    assert common.aggregate([passed, unverified], strict=False) is Status.UNVERIFIED
-    assert common.aggregate([passed, unverified, failed], strict=False) is Status.FAILED
-    assert common.aggregate([passed], strict=True) is Status.PASSED
+def test_the_one_fold_prefers_failure_then_unverified_then_passed() -> None:
+    P, U, F, S = Status.PASSED, Status.UNVERIFIED, Status.FAILED, Status.SKIPPED
+    assert worst([P, U]) is U
+    assert worst([P, U, F]) is F
+    assert worst([P, S]) is P
+    assert worst([S, S]) is S
+    assert worst([]) is S
 
 
 def test_without_a_data_plane_the_smoke_job_calls_the_services_directly() -> None:
