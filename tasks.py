@@ -6,6 +6,7 @@ Run `invoke --list` for every task.
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -112,44 +113,44 @@ def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
 
 lab = Collection("lab", doctor, config, up, down, status, creds, tools)
 
-PIPELINE_HELP = {
-    **VERBOSE,
-    "sha": "the commit to build and deploy (default: HEAD)",
-    "runner": "quality checks in toolchain containers (docker, the default) or on this host",
-    "strict": "fail on UNVERIFIED audits and scans (the default when CI=true)",
-    "lenient": "do not fail on UNVERIFIED (shown all the same)",
-    "offline": "scan with Trivy's cached vulnerability database",
-    "allow_dirty": "build a tree with uncommitted changes (images marked -dirty)",
+# The pipeline's flags, each declared once (name → default, help) for pipeline.run and
+# every pipeline.<stage>; lab.context.PipelineOptions.from_flags reads and checks them.
+PIPELINE_FLAGS: dict[str, tuple[Any, str]] = {
+    "sha": (None, "the commit to build and deploy (default: HEAD)"),
+    "runner": ("docker", "quality checks in toolchain containers (docker) or on this host"),
+    "strict": (False, "fail on UNVERIFIED audits and scans (the default when CI=true)"),
+    "lenient": (False, "do not fail on UNVERIFIED (shown all the same)"),
+    "offline": (False, "scan with Trivy's cached vulnerability database"),
+    "allow_dirty": (False, "build a tree with uncommitted changes (images marked -dirty)"),
 }
+STAGES = ("quality", "build", "scan", "deploy-dev", "smoke", "promote")
 
 
-@task(
-    name="run",
-    incrementable=["verbose"],
-    help={
-        **PIPELINE_HELP,
-        "from_": "resume from this stage (quality, build, scan, deploy-dev, smoke, promote)",
-    },
-)
-def run_(c, sha=None, from_=None, runner="docker", strict=False, lenient=False,
-         offline=False, allow_dirty=False, verbose=0, debug=False):  # fmt: skip
-    """Run the whole flow: quality, build, scan, deploy dev, smoke, promote (a pull request)."""
-    _run(c, "pipeline.run", operations.pipeline, verbose, debug, start=from_, stop=None,
-         sha=sha, runner=runner, strict=strict, lenient=lenient, offline=offline,
-         allow_dirty=allow_dirty)  # fmt: skip
+def _pipeline_task(name: str, doc: str, *, stage: str | None = None) -> Any:
+    """`pipeline.run` (stage None: every stage, `--from` resumes) or `pipeline.<stage>`."""
+    flags = dict(PIPELINE_FLAGS)
+    if stage is None:
+        flags["from_"] = (None, f"resume from this stage ({', '.join(STAGES)})")
+    flags |= {"verbose": (0, VERBOSE["verbose"]), "debug": (False, VERBOSE["debug"])}
 
+    def body(c: Any, **given: Any) -> None:
+        verbose, debug = given.pop("verbose"), given.pop("debug")
+        start = given.pop("from_") if stage is None else stage
+        _run(c, f"pipeline.{name}", operations.pipeline, verbose, debug, start=start,
+             stop=stage, **given)  # fmt: skip
 
-def _stage_task(stage, doc):
-    """`pipeline.<stage>`: the pipeline from `stage` up to and including `stage`."""
-
-    def body(c, sha=None, runner="docker", strict=False, lenient=False, offline=False,
-             allow_dirty=False, verbose=0, debug=False):  # fmt: skip
-        _run(c, f"pipeline.{stage}", operations.pipeline, verbose, debug, start=stage,
-             stop=stage, sha=sha, runner=runner, strict=strict, lenient=lenient,
-             offline=offline, allow_dirty=allow_dirty)  # fmt: skip
-
+    parameters = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
+        inspect.Parameter(flag, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+        for flag, (default, _) in flags.items()
+    ]
+    body.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     body.__doc__ = doc
-    return task(body, name=stage, incrementable=["verbose"], help=PIPELINE_HELP)
+    return task(
+        body,
+        name=name,
+        incrementable=["verbose"],
+        help={flag: text for flag, (_, text) in flags.items()},
+    )
 
 
 @task(incrementable=["verbose"], help={**VERBOSE, "sha": "the promoted commit (default: HEAD)"})
@@ -158,15 +159,21 @@ def approve(c, sha=None, verbose=0, debug=False):
     _run(c, "pipeline.approve", operations.approve, verbose, debug, sha=sha)
 
 
+STAGE_DOCS = {
+    "quality": "Run only the quality stage: vet, tests, linters, audits.",
+    "build": "Run only the build stage: build and push every image for --sha.",
+    "scan": "Run only the scan stage: Trivy on every image of --sha.",
+    "deploy-dev": "Run only the deploy-dev stage: A/B tag bump, wait for Argo CD.",
+    "smoke": "Run only the smoke stage: wait for the smoke Job's verdict in demo-dev.",
+    "promote": "Run only the promote stage: branch promote-<sha> and a pull request.",
+}
 pipeline = Collection(
     "pipeline",
-    run_,
-    _stage_task("quality", "Run only the quality stage: vet, tests, linters, audits."),
-    _stage_task("build", "Run only the build stage: build and push every image for --sha."),
-    _stage_task("scan", "Run only the scan stage: Trivy on every image of --sha."),
-    _stage_task("deploy-dev", "Run only the deploy-dev stage: A/B tag bump, wait for Argo CD."),
-    _stage_task("smoke", "Run only the smoke stage: wait for the smoke Job's verdict in demo-dev."),
-    _stage_task("promote", "Run only the promote stage: branch promote-<sha> and a pull request."),
+    _pipeline_task(
+        "run",
+        "Run the whole flow: quality, build, scan, deploy dev, smoke, promote (a pull request).",
+    ),
+    *(_pipeline_task(stage, STAGE_DOCS[stage], stage=stage) for stage in STAGES),
     approve,
 )
 namespace = Collection(lab, pipeline)

@@ -231,3 +231,43 @@ def sync_failure(app: dict[str, Any], revision: str) -> str | None:
             if line not in reasons[0]:
                 reasons.append(line)
     return "; ".join(r for r in reasons if r) or f"sync {operation.get('phase')}"
+
+
+def operation_of(app: dict[str, Any]) -> tuple[str, str, str]:
+    """(phase, revision, message) of the Application's current or last sync operation."""
+    operation = (app.get("status") or {}).get("operationState") or {}
+    result = operation.get("syncResult") or {}
+    revision = str(
+        result.get("revision")
+        or ((operation.get("operation") or {}).get("sync") or {}).get("revision", "")
+    )
+    return str(operation.get("phase", "")), revision, str(operation.get("message", ""))
+
+
+def applied(app: dict[str, Any], revision: str) -> bool:
+    """Whether Argo CD has applied every resource of `revision` (its sync operation may
+    still run: Argo CD waits for the resources to be healthy before it ends)."""
+    phase, tried, _ = operation_of(app)
+    resources = ((app.get("status") or {}).get("operationState") or {}).get("syncResult", {})
+    resources = (resources or {}).get("resources") or []
+    return (
+        phase in ("Running", "Succeeded")
+        and tried == revision
+        and bool(resources)
+        and all(r.get("status") == "Synced" for r in resources)
+    )
+
+
+def out_of_sync(app: dict[str, Any]) -> list[str]:
+    """The resources Argo CD compares as different from git (kind/name)."""
+    return [
+        f"{r.get('kind')}/{r.get('name')}"
+        for r in (app.get("status") or {}).get("resources") or []
+        if r.get("status") == "OutOfSync"
+    ]
+
+
+def terminate_operation_body() -> dict[str, Any]:
+    """The merge patch that asks Argo CD's controller to stop the running sync, as
+    `argocd app terminate-op` does."""
+    return {"status": {"operationState": {"phase": "Terminating"}}}

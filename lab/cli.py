@@ -1,8 +1,8 @@
 """The top-level handler shared by every task: set up output, run, render errors.
 
 `tasks.py` stays thin: it parses flags and calls `run_task`. Here a `LabError` becomes one
-rendered paragraph and exit 1, Ctrl-C becomes exit 130, and anything else becomes a short
-message pointing at the log (the traceback only with `--debug`).
+rendered paragraph and exit 1, Ctrl-C becomes exit 130, and anything else (a bug) becomes
+a short message pointing at the log and exit 3 (the traceback only with `--debug`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from lab.ui import UI
 log = logging.getLogger("lab")
 
 EXIT_USER_ERROR = 1
+EXIT_BUG = 3  # an exception lab did not expect (pre-commit's convention)
 EXIT_INTERRUPTED = 130
 
 
@@ -53,6 +54,8 @@ def run_task(
     debug = debug or os.environ.get("LAB_DEBUG", "") not in ("", "0")
     ui: UI | None = None
     try:
+        # Each task starts for real: `invoke lab.up --dry-run pipeline.run` runs the pipeline.
+        proc.set_dry_run(False)
         config = config_module.load(overrides)
         proc.set_local_bin(config.state_path / "bin")
         ui = UI(verbosity=verbose, log_dir=config.state_path / "logs", task=name)
@@ -71,7 +74,7 @@ def run_task(
             f"error: unexpected {type(error).__name__}: {error}\n"
             "  hint: this is a bug in lab; re-run with --debug for the traceback "
             "and report it with the log file",
-            EXIT_USER_ERROR,
+            EXIT_BUG,
             debug,
         )
 
@@ -129,7 +132,3 @@ def check_project_config(project_dir: Path) -> None:
 def _exit_early(message: str) -> NoReturn:
     print(message, file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ the state (loaded once) and the connections (made once).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,12 +91,52 @@ def kind_cluster_exists(config: Config) -> bool:
 
 @dataclass(frozen=True)
 class PipelineOptions:
+    """What `pipeline.run` and `pipeline.<stage>` were asked for; `from_flags` builds and
+    checks it (the one place the flags are read)."""
+
     sha: str | None = None  # default: HEAD
     start: str | None = None  # resume from this stage (`--from`)
+    stop: str | None = None  # run up to and including this stage (`pipeline.<stage>`)
     runner: str = "docker"  # quality checks: in toolchain containers, or "host"
     strict: bool | None = None  # UNVERIFIED fails (default: when CI=true)
     offline: bool = False  # scan with Trivy's cached database
     allow_dirty: bool = False
+
+    RUNNERS = ("docker", "host")
+
+    @classmethod
+    def from_flags(
+        cls,
+        stages: Sequence[str],
+        *,
+        sha: str | None = None,
+        start: str | None = None,
+        stop: str | None = None,
+        runner: str = "docker",
+        strict: bool = False,
+        lenient: bool = False,
+        offline: bool = False,
+        allow_dirty: bool = False,
+    ) -> PipelineOptions:
+        """The options, or a `LabError` saying which flag is wrong and what to pass."""
+        if strict and lenient:
+            raise LabError("--strict and --lenient contradict each other", hint="pass one of them")
+        if runner not in cls.RUNNERS:
+            raise LabError(
+                f"unknown runner {runner!r}", hint="use --runner docker or --runner host"
+            )
+        for stage in (start, stop):
+            if stage is not None and stage not in stages:
+                raise LabError(f"unknown stage {stage!r}", hint=f"stages: {', '.join(stages)}")
+        return cls(
+            sha=sha,
+            start=start,
+            stop=stop,
+            runner=runner,
+            strict=True if strict else (False if lenient else None),
+            offline=offline,
+            allow_dirty=allow_dirty,
+        )
 
 
 @dataclass(frozen=True)

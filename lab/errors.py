@@ -14,8 +14,6 @@ STDERR_TAIL_LINES = 20
 class LabError(Exception):
     """A failure the user can fix; `hint` says how."""
 
-    exit_code = 1
-
     def __init__(
         self,
         message: str,

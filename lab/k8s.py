@@ -152,13 +152,6 @@ class Cluster:
                 hint="re-run with -vv; the full response is in the log",
             ) from error
 
-    def apply_all(self, objects: Iterable[dict[str, Any]]) -> int:
-        count = 0
-        for obj in apply_order(objects):
-            self.apply(obj)
-            count += 1
-        return count
-
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from lab import config as config_module
 from lab import doctor as doctor_module
@@ -66,64 +66,13 @@ def creds(ctx: Context) -> None:
     ctx.ui.table("lab credentials (keep them to yourself)", ("for", "user", "password"), rows)
 
 
-def pipeline_options(
-    *,
-    sha: str | None,
-    start: str | None,
-    stop: str | None,
-    runner: str,
-    strict: bool,
-    lenient: bool,
-    offline: bool,
-    allow_dirty: bool,
-) -> PipelineRequest:
-    if strict and lenient:
-        raise LabError("--strict and --lenient contradict each other", hint="pass one of them")
-    if runner not in ("docker", "host"):
-        raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
-    return PipelineRequest(
-        PipelineOptions(
-            sha=sha,
-            start=start,
-            runner=runner,
-            strict=True if strict else (False if lenient else None),
-            offline=offline,
-            allow_dirty=allow_dirty,
-        ),
-        stop,
-    )
-
-
-@dataclass(frozen=True)
-class PipelineRequest:
-    options: PipelineOptions
-    stop: str | None  # run only up to and including this stage
-
-
-def pipeline(
-    ctx: Context,
-    *,
-    start: str | None,
-    stop: str | None,
-    sha: str | None,
-    runner: str,
-    strict: bool,
-    lenient: bool,
-    offline: bool,
-    allow_dirty: bool,
-) -> None:
+def pipeline(ctx: Context, **flags: Any) -> None:
     """`pipeline.run` (from `start`), or one stage (`start` = `stop`)."""
-    request = pipeline_options(
-        sha=sha, start=start, stop=stop, runner=runner, strict=strict, lenient=lenient,
-        offline=offline, allow_dirty=allow_dirty,
-    )  # fmt: skip
+    options = PipelineOptions.from_flags(pipeline_module.STAGE_NAMES, **flags)
     stages = pipeline_module.STAGES
-    if request.stop is not None:
-        names = [name for name, _ in stages]
-        if request.stop not in names:
-            raise LabError(f"unknown stage {request.stop!r}", hint=f"stages: {', '.join(names)}")
-        stages = stages[: names.index(request.stop) + 1]
-    pipeline_module.pipeline_run(ctx, request.options, stages)
+    if options.stop is not None:
+        stages = stages[: pipeline_module.STAGE_NAMES.index(options.stop) + 1]
+    pipeline_module.pipeline_run(ctx, options, stages)
 
 
 def approve(ctx: Context, *, sha: str | None) -> None:

@@ -84,9 +84,7 @@ def execute(run: Run, stages: Sequence[Stage], *, start: str | None = None) -> l
     """Run `stages` in order from `start`; stop at the first failure (the gate). A
     failed or crashed stage is a FAILED result with its evidence; those after it are
     SKIPPED; UNVERIFIED stops the run only when it is strict."""
-    names = [name for name, _ in stages]
-    if start is not None and start not in names:
-        raise LabError(f"unknown stage {start!r}", hint=f"stages: {', '.join(names)}")
+    names = [name for name, _ in stages]  # `start` was checked with the flags
     chosen = stages[names.index(start) if start else 0 :]
     name_of = {f"Stage {name}": name for name, _ in chosen}
 

@@ -10,7 +10,7 @@ removes only what it added. Before installing anything,
   that were not there before, with everything in them;
 - the cluster-scoped objects Istio's and Argo CD's installs made: those of the kinds
   below that are not in the baseline and were created while a `lab.up` ran;
-- the `istio-ca-root-cert` ConfigMap istiod writes into every namespace;
+- the ConfigMaps istiod writes into every namespace (`istio-ca-root-cert`, `istio-ca-crl`);
 - the volumes of the lab's claims (local-path deletes them; lab waits).
 
 The user's own objects are never candidates: a namespace must be one of the lab's, and
@@ -42,7 +42,8 @@ CLUSTER_KINDS = (
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
 )
-CA_CONFIGMAP = "istio-ca-root-cert"  # istiod's root certificate, one per namespace
+# What istiod writes into every namespace: its root certificate and its revocation list.
+CA_CONFIGMAPS = ("istio-ca-root-cert", "istio-ca-crl")
 SETTLE = timedelta(minutes=1)
 
 
@@ -66,7 +67,10 @@ def baseline(target: k8s.Cluster) -> dict[str, Any]:
             for api, kind in CLUSTER_KINDS
         },
         "ca_configmaps": [
-            ns for ns in namespaces if target.get("v1", "ConfigMap", CA_CONFIGMAP, ns)
+            f"{ns}/{name}"
+            for ns in namespaces
+            for name in CA_CONFIGMAPS
+            if target.get("v1", "ConfigMap", name, ns)
         ],
     }
 
@@ -115,8 +119,11 @@ def uninstall(
     for api, kind in CLUSTER_KINDS[2:]:
         removed += _delete_added(target, api, kind, found, added)
     for ns in [_name(n) for n in target.list_objects("v1", "Namespace")]:
-        if ns not in found["ca_configmaps"] and target.delete("v1", "ConfigMap", CA_CONFIGMAP, ns):
-            removed.append(f"ConfigMap {ns}/{CA_CONFIGMAP}")
+        for name in CA_CONFIGMAPS:
+            if f"{ns}/{name}" in found["ca_configmaps"]:
+                continue
+            if target.delete("v1", "ConfigMap", name, ns):
+                removed.append(f"ConfigMap {ns}/{name}")
     wait.until(
         "the lab's volumes to be deleted",
         lambda: _no_volumes_of(target, mine),

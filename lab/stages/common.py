@@ -53,6 +53,8 @@ def wait_synced(run: Run, app: str, revision: str) -> str:
         content_type="application/merge-patch+json",
     )
 
+    stopped: list[str] = []
+
     def look() -> wait.Observation:
         obj = cluster.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
         if obj is None:
@@ -62,9 +64,31 @@ def wait_synced(run: Run, app: str, revision: str) -> str:
         failure = argocd.sync_failure(obj, revision)
         if failure:
             return wait.Observation(False, f"Argo CD could not sync {app}: {failure}", failed=True)
+        if full == revision and sync == "Synced":
+            return wait.Observation(True, f"{app}: {sync}, {health} at {current}")
+        if argocd.applied(obj, revision):  # pods not Ready yet: the smoke stage's question
+            return wait.Observation(True, f"{app}: applied at {current}, {health}")
+        phase, tried, message = argocd.operation_of(obj)
+        if full == revision and tried == revision and phase == "Running" and health == "Degraded":
+            # Applied, and a rollout is past its progress deadline: smoke says which.
+            return wait.Observation(True, f"{app}: applied at {current}, {health}")
+        if phase == "Running" and tried and tried != revision and tried not in stopped:
+            # A sync of an earlier revision still waits for pods that never got Ready;
+            # Argo CD starts no other sync until it ends.
+            resource.patch(
+                name=app,
+                namespace=argocd.NAMESPACE,
+                body=argocd.terminate_operation_body(),
+                content_type="application/merge-patch+json",
+            )
+            stopped.append(tried)
+            run.ctx.ui.info(f"  stopped Argo CD's sync of the earlier revision {tried[:12]}")
+        differs = argocd.out_of_sync(obj)
         return wait.Observation(
-            full == revision and sync == "Synced",
-            f"{app}: {sync}, {health} at {current or '?'} (want {revision[:12]})",
+            False,
+            f"{app}: {sync}, {health} at {current or '?'} (want {revision[:12]})"
+            + (f"; operation {phase}: {message[:160]}" if phase else "")
+            + (f"; out of sync: {', '.join(differs[:5])}" if differs else ""),
         )
 
     return wait.until(

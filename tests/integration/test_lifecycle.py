@@ -50,7 +50,7 @@ def test_dry_run_prints_the_ordered_plan_and_changes_nothing(fake_bin, tmp_path:
     result = _invoke("lab.up", "--dry-run", env={"LAB_STATE_DIR": str(state)})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    titles = [title for title, _ in lifecycle.UP]
+    titles = [step.title for step in lifecycle.UP]
     positions = [out.index(f"✓ {title}") for title in titles]
     assert positions == sorted(positions), "steps must run in the order of lifecycle.UP"
     plan = out[out.index("would:") :]

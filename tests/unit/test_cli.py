@@ -35,8 +35,9 @@ def test_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unexpected_error_hides_the_traceback_unless_debug(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as caught:
         cli.run_task("t", _boom(ZeroDivisionError("oops")))
+    assert caught.value.code == 3  # a bug, told apart from a user's mistake (1)
     err = capsys.readouterr().err
     assert "unexpected ZeroDivisionError: oops" in err and "--debug" in err
     assert "Traceback" not in err
@@ -49,3 +50,12 @@ def test_a_successful_task_returns_normally() -> None:
     seen = []
     cli.run_task("t", lambda ctx: seen.append(ctx.config.cluster_name))
     assert seen == ["lab"]
+
+
+def test_each_task_starts_for_real_even_after_a_dry_run() -> None:
+    from lab import proc
+
+    proc.set_dry_run(True)  # as `invoke lab.up --dry-run pipeline.run` left it
+    seen = []
+    cli.run_task("t", lambda ctx: seen.append(proc.dry_run_enabled()))
+    assert seen == [False]

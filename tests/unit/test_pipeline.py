@@ -79,9 +79,7 @@ def test_resume_from_a_stage_runs_it_and_the_rest(tmp_path: Path) -> None:
     calls: list[str] = []
     pipeline.execute(_run(tmp_path), _flow(calls), start="deploy-dev")
     assert calls == ["deploy-dev", "smoke", "promote"]
-    with pytest.raises(LabError) as caught:
-        pipeline.execute(_run(tmp_path), _flow([]), start="deploy")
-    assert "deploy-dev" in (caught.value.hint or "")
+    # An unknown --from is refused with the flags, before anything runs (see below).
 
 
 def test_a_lab_error_in_a_stage_fails_it_with_the_message(tmp_path: Path) -> None:
@@ -240,3 +238,39 @@ def test_the_stage_named_as_stopping_the_run_is_the_failed_one_not_an_earlier_un
         "r", "a" * 40, "main", False, 0.0, (stage("quality", Status.UNVERIFIED),)
     )
     assert pipeline.stopping_stage(strict).name == "quality"
+
+
+# -- the flags, read and checked in one place ---------------------------------------------
+
+
+def test_pipeline_flags_become_one_frozen_options_value() -> None:
+    options = context.PipelineOptions.from_flags(
+        pipeline.STAGE_NAMES, sha="abc", start="smoke", stop="smoke", runner="host", lenient=True
+    )
+    assert (options.sha, options.start, options.stop, options.runner) == (
+        "abc",
+        "smoke",
+        "smoke",
+        "host",
+    )
+    assert options.strict is False
+    assert context.PipelineOptions.from_flags(pipeline.STAGE_NAMES, strict=True).strict is True
+    assert context.PipelineOptions.from_flags(pipeline.STAGE_NAMES).strict is None  # CI decides
+    with pytest.raises(AttributeError):
+        options.sha = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message", "hint"),
+    [
+        ({"strict": True, "lenient": True}, "contradict", "pass one of them"),
+        ({"runner": "podman"}, "unknown runner 'podman'", "--runner docker or --runner host"),
+        ({"start": "deploy"}, "unknown stage 'deploy'", "deploy-dev"),
+        ({"stop": "prod"}, "unknown stage 'prod'", "promote"),
+    ],
+)
+def test_a_wrong_flag_is_said_with_what_to_pass(flags: dict, message: str, hint: str) -> None:
+    with pytest.raises(LabError) as caught:
+        context.PipelineOptions.from_flags(pipeline.STAGE_NAMES, **flags)
+    assert message in caught.value.message
+    assert hint in (caught.value.hint or "")
