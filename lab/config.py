@@ -266,3 +266,10 @@ def _validate(config: Config) -> None:
 def describe(config: Config) -> list[tuple[str, str]]:
     """Every setting and its value, for `invoke lab.config`."""
     return [(field.name, str(getattr(config, field.name))) for field in fields(Config)]
+
+
+def in_ci(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether we run in CI (`CI` set to true, 1 or yes, as CI services set it): the one
+    place that asks. Runs there are strict about UNVERIFIED unless told otherwise."""
+    environ = os.environ if environ is None else environ
+    return environ.get("CI", "").strip().lower() in ("1", "true", "yes")

@@ -6,7 +6,6 @@ the state (loaded once) and the connections (made once).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from typing import Any
 
 from lab import cluster, engine, k8s, proc, wait
 from lab.cli import Context
-from lab.config import Config
+from lab.config import Config, in_ci
 from lab.errors import LabError
 from lab.report import StageResult
 from lab.state import State
@@ -169,7 +168,7 @@ class Run:
     def strict(self) -> bool:
         if self.options.strict is not None:
             return self.options.strict
-        return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        return in_ci()
 
     def result(self, name: str) -> StageResult | None:
         return next((r for r in self.results if r.name == name), None)

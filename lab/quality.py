@@ -66,7 +66,7 @@ import docker.errors
 import requests.exceptions
 
 from lab import engine, proc
-from lab.config import Config
+from lab.config import Config, in_ci
 from lab.errors import CommandTimeout, LabError, tail
 from lab.report import CheckResult, StageResult, Status, worst
 from lab.steps import STYLE
@@ -295,9 +295,8 @@ def stage_status(results: Sequence[CheckResult], *, strict: bool) -> Status:
 
 
 def strict_default(environ: Mapping[str, str] | None = None) -> bool:
-    """Strict unless told otherwise when running in CI (`CI=true`)."""
-    environ = os.environ if environ is None else environ
-    return environ.get("CI", "").strip().lower() == "true"
+    """Strict unless told otherwise when running in CI."""
+    return in_ci(environ)
 
 
 def summarize(by_service: Mapping[str, Sequence[CheckResult]], *, strict: bool) -> str:

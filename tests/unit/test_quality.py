@@ -227,7 +227,13 @@ def test_stage_status(statuses: Sequence[Status], strict: bool, expected: Status
 
 @pytest.mark.parametrize(
     ("environ", "strict"),
-    [({"CI": "true"}, True), ({"CI": "TRUE"}, True), ({"CI": "false"}, False), ({}, False)],
+    [
+        ({"CI": "true"}, True),
+        ({"CI": "TRUE"}, True),
+        ({"CI": "1"}, True),
+        ({"CI": "false"}, False),
+        ({}, False),
+    ],
 )
 def test_strict_is_the_default_in_ci(environ: dict[str, str], strict: bool) -> None:
     assert quality.strict_default(environ) is strict
