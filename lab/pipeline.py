@@ -179,6 +179,17 @@ def pipeline_run(
     """The whole run: lock, resolve the commit, run the stages, write the report."""
     with run_lock(ctx.config.state_path):
         commit = resolve_commit(options)
+        names = [name for name, _ in stages]
+        reads_tree = [
+            n for n in TREE_STAGES if n in names[names.index(options.start or names[0]) :]
+        ]
+        if reads_tree and commit.sha != head_commit():
+            raise LabError(
+                f"--sha {options.sha} is not HEAD, and {', '.join(reads_tree)} would read the "
+                "working tree, not that commit",
+                hint=f"check out {options.sha} first (`git switch --detach {options.sha}`), or "
+                "start after them (`--from scan`) if its images are already built",
+            )
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{commit.sha[:7]}"
         run = Run(ctx, options, commit, run_id, ctx.config.state_path / "runs" / run_id)
         ctx.ui.info(
@@ -208,7 +219,13 @@ def _diagnostics_of(stage: StageResult) -> str:
 
 def finish(run: Run, started: float) -> report.RunReport:
     result = report.RunReport(
-        run.run_id, run.commit.sha, run.commit.branch, run.commit.dirty, started, tuple(run.results)
+        run.run_id,
+        run.commit.sha,
+        run.commit.branch,
+        run.commit.dirty,
+        started,
+        tuple(run.results),
+        strict=run.strict,
     )
     paths = report.write(result, run.directory)
     rows = report.summary_rows(result.stages)
@@ -221,6 +238,14 @@ def finish(run: Run, started: float) -> report.RunReport:
     )
     run.ctx.ui.info(f"report: {paths['html']}  (junit: {paths['junit']})")
     return result
+
+
+# Stages that read the checkout's files (tests, Dockerfile contexts), not a commit's.
+TREE_STAGES = ("quality", "build")
+
+
+def head_commit(repo: Path = REPO_ROOT) -> str:
+    return proc.run(("git", "rev-parse", "HEAD"), timeout=30, cwd=repo).stdout.strip()
 
 
 def resolve_commit(options: PipelineOptions, repo: Path = REPO_ROOT) -> Commit:

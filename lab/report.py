@@ -64,6 +64,7 @@ class RunReport:
     dirty: bool
     started: float
     stages: tuple[StageResult, ...]
+    strict: bool = True  # UNVERIFIED fails the run (lenient runs go on past it)
 
     @property
     def status(self) -> Status:
@@ -88,8 +89,13 @@ def to_json(report: RunReport) -> str:
 
 
 def to_junit(report: RunReport) -> str:
-    """One testsuite per stage, one testcase per check (or the stage itself)."""
+    """One testsuite per stage, one testcase per check (or the stage itself).
+
+    UNVERIFIED is a failure in a strict run; in a lenient run, which went on past it, it
+    is a skipped case whose message starts with UNVERIFIED: shown, never a pass."""
     suites = ET.Element("testsuites", name=f"lab pipeline {report.run_id}")
+    failing = {Status.FAILED} | ({Status.UNVERIFIED} if report.strict else set())
+    skipping = {Status.SKIPPED} | (set() if report.strict else {Status.UNVERIFIED})
     for stage in report.stages:
         cases = stage.checks or (
             CheckResult(stage.name, stage.status, stage.duration, stage.summary),
@@ -99,8 +105,8 @@ def to_junit(report: RunReport) -> str:
             "testsuite",
             name=stage.name,
             tests=str(len(cases)),
-            failures=str(sum(c.status in (Status.FAILED, Status.UNVERIFIED) for c in cases)),
-            skipped=str(sum(c.status is Status.SKIPPED for c in cases)),
+            failures=str(sum(c.status in failing for c in cases)),
+            skipped=str(sum(c.status in skipping for c in cases)),
             time=f"{stage.duration:.3f}",
         )
         for check in cases:
@@ -114,11 +120,13 @@ def to_junit(report: RunReport) -> str:
             if check.status is Status.FAILED:
                 failure = ET.SubElement(case, "failure", message=check.detail or "failed")
                 failure.text = check.output
-            elif check.status is Status.UNVERIFIED:
+            elif check.status is Status.UNVERIFIED and report.strict:
                 failure = ET.SubElement(
                     case, "failure", message=f"UNVERIFIED: {check.detail}", type="unverified"
                 )
                 failure.text = check.output
+            elif check.status is Status.UNVERIFIED:
+                ET.SubElement(case, "skipped", message=f"UNVERIFIED: {check.detail}")
             elif check.status is Status.SKIPPED:
                 ET.SubElement(case, "skipped", message=check.detail or "skipped")
     ET.indent(suites)

@@ -274,3 +274,21 @@ def test_a_wrong_flag_is_said_with_what_to_pass(flags: dict, message: str, hint:
         context.PipelineOptions.from_flags(pipeline.STAGE_NAMES, **flags)
     assert message in caught.value.message
     assert hint in (caught.value.hint or "")
+
+
+def test_a_sha_other_than_head_is_refused_for_stages_that_read_the_working_tree(
+    tmp_path: Path,
+) -> None:
+    # This checkout's own history: HEAD~1 is a real commit that is not HEAD.
+    ctx = cli.Context(config=config.load({"state_dir": str(tmp_path / "s")}, {}), ui=UI())
+    calls: list[str] = []
+    with pytest.raises(LabError) as caught:
+        pipeline.pipeline_run(ctx, context.PipelineOptions(sha="HEAD~1"), _flow(calls))
+    assert "is not HEAD" in caught.value.message and "quality, build" in caught.value.message
+    assert "git switch --detach HEAD~1" in (caught.value.hint or "")
+    assert calls == []  # refused before anything ran
+    # Deploying the images of an earlier commit reads no files: allowed.
+    pipeline.pipeline_run(
+        ctx, context.PipelineOptions(sha="HEAD~1", start="scan", strict=False), _flow(calls)
+    )
+    assert calls == ["scan", "deploy-dev", "smoke", "promote"]
