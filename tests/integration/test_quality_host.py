@@ -91,7 +91,7 @@ def test_host_runner_runs_every_backend_check_and_cheap_others(tmp_path: Path) -
             assert check.status is Status.PASSED, check
     assert stage.data["runner"] == "host"
     assert "backend" in stage.summary and "frontend" in stage.summary
-    assert "Quality checks of backend, monitor, frontend (host runner)" in ui_output.getvalue()
+    assert "quality checks of backend, monitor, frontend (host runner)" in ui_output.getvalue()
 
 
 def test_host_runner_fails_gofmt_on_an_unformatted_file(tmp_path: Path) -> None:
