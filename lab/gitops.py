@@ -44,6 +44,7 @@ log = logging.getLogger("lab.gitops")
 BOT_NAME = "lab-bot"
 BOT_EMAIL = "lab-bot@lab.local"
 MAIN = "main"
+PROMOTE_PREFIX = "promote-"  # promotion branches: promote-<commit>
 
 # The image placeholders every environment maps (docs/CONTRACTS.md, "Kubernetes").
 VARIANT_SERVICES = ("backend", "monitor")  # deployed as v1 and v2, A/B
@@ -118,6 +119,7 @@ class Promotion:
     head: str | None = None  # the branch's commit
     pull_request: PullRequest | None = None
     created: bool = False  # whether the pull request was opened now
+    superseded: tuple[int, ...] = ()  # older promotion pull requests closed for this one
 
 
 # -- pure core ---------------------------------------------------------------------------
@@ -700,7 +702,7 @@ def promote(
     """
     commit = validate_commit(commit)
     validate_environment(environment)
-    branch = f"promote-{commit}"
+    branch = f"{PROMOTE_PREFIX}{commit}"
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         with _checkout(remote, timeout) as checkout:
             _fetch_main(checkout)
@@ -733,8 +735,27 @@ def promote(
             title=f"{environment}: promote {commit[:12]}",
             body=render_promotion_body(commit, environment, changes, summary),
         )
-        return Promotion(commit, environment, branch, changes, head, pull, created)
+        superseded = close_superseded(server, org, repo, pull)
+        return Promotion(commit, environment, branch, changes, head, pull, created, superseded)
     raise _too_many_races(remote.url, f"promotion of {commit}")
+
+
+def close_superseded(
+    server: GitServer, org: str, repo: str, newest: PullRequest
+) -> tuple[int, ...]:
+    """Close the other open promotion pull requests into the same base: merging one of
+    them now would roll prod back behind `newest`. Each says which one superseded it."""
+    closed = []
+    for pull in server.list_pull_requests(org, repo, state="open"):
+        if pull.number == newest.number or pull.base != newest.base:
+            continue
+        if not pull.head.startswith(PROMOTE_PREFIX):
+            continue  # a person's own pull request: not ours to close
+        server.close_pull_request(
+            pull, org, repo, why=f"Closed by lab: superseded by #{newest.number} ({newest.title})."
+        )
+        closed.append(pull.number)
+    return tuple(closed)
 
 
 def _is_ancestor(checkout: _Checkout, ancestor: str, descendant: str) -> bool:

@@ -314,6 +314,16 @@ class GitServer:
             self._request("GET", f"/repos/{org}/{repo}/pulls/{number}").json()
         )
 
+    def close_pull_request(self, pull: PullRequest, org: str, repo: str, *, why: str) -> None:
+        """Close `pull` with `why` appended to its description (its branch stays). One
+        edit of the pull request: lab's token needs no scope for issue comments."""
+        body = f"{pull.body.rstrip()}\n\n---\n{why}\n"
+        self._request(
+            "PATCH",
+            f"/repos/{org}/{repo}/pulls/{pull.number}",
+            json={"state": "closed", "body": body},
+        )
+
     def merge_pull_request(
         self,
         org: str,

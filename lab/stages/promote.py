@@ -41,6 +41,11 @@ def promote_stage(run: Run) -> StageResult:
         Status.PASSED,
         started,
         time.time() - started,
-        f"pull request #{pr.number} {verb}: {url}",
-        data={"pull_request": pr.number, "url": url},
+        f"pull request #{pr.number} {verb}: {url}"
+        + (
+            f" (closed the superseded {', '.join(f'#{n}' for n in promotion.superseded)})"
+            if promotion.superseded
+            else ""
+        ),
+        data={"pull_request": pr.number, "url": url, "superseded": list(promotion.superseded)},
     )

@@ -179,6 +179,28 @@ def test_promotion_opens_one_pull_request_and_merging_it_deploys_prod(
     assert done.pull_request is None and done.changes == ()
 
 
+def test_a_newer_promotion_closes_the_older_ones_it_supersedes(
+    repo: Repo, fixture_tree: Path
+) -> None:
+    gitops.seed(repo.remote, fixture_tree)
+    gitops.deploy(repo.remote, "dev", A)
+    older = gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, A)
+    gitops.deploy(repo.remote, "dev", B)
+    newer = gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, B)
+    assert older.pull_request is not None and newer.pull_request is not None
+    assert newer.superseded == (older.pull_request.number,)
+    with repo.gitea.client() as server:
+        assert [p.number for p in server.list_pull_requests(ORG, repo.name)] == [
+            newer.pull_request.number
+        ]
+        closed = [p for p in server.list_pull_requests(ORG, repo.name, state="closed")]
+        assert [(p.number, p.merged) for p in closed] == [(older.pull_request.number, False)]
+        assert f"superseded by #{newer.pull_request.number}" in closed[0].body
+    # Promoting the newest again closes nothing more.
+    again = gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, B)
+    assert again.superseded == ()
+
+
 def test_promotion_branch_follows_main_when_main_moved(repo: Repo, fixture_tree: Path) -> None:
     gitops.seed(repo.remote, fixture_tree)
     gitops.deploy(repo.remote, "dev", A)
