@@ -69,9 +69,6 @@ def wait_synced(run: Run, app: str, revision: str) -> str:
         if argocd.applied(obj, revision):  # pods not Ready yet: the smoke stage's question
             return wait.Observation(True, f"{app}: applied at {current}, {health}")
         phase, tried, message = argocd.operation_of(obj)
-        if full == revision and tried == revision and phase == "Running" and health == "Degraded":
-            # Applied, and a rollout is past its progress deadline: smoke says which.
-            return wait.Observation(True, f"{app}: applied at {current}, {health}")
         if phase == "Running" and tried and tried != revision and tried not in stopped:
             # A sync of an earlier revision still waits for pods that never got Ready;
             # Argo CD starts no other sync until it ends.

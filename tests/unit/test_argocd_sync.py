@@ -57,7 +57,9 @@ def test_a_sync_argo_cd_gave_up_on_keeps_the_api_servers_words() -> None:
     assert reason and "must be between 1 and 65535" in reason and "retried 5 times" in reason
     assert not argocd.applied(failed, OURS)
     assert argocd.sync_failure(failed, OLDER) is None  # an older attempt: ours has not run
-    assert argocd.sync_failure(app("Running", OURS, rejected, "Retrying attempt #2"), OURS) is None
+    retrying = app("Running", OURS, rejected, "Retrying attempt #2 at 12:01AM: one or more ...")
+    assert argocd.sync_failure(retrying, OURS) is None  # Argo CD's retries are not spent yet
+    assert not argocd.applied(retrying, OURS)  # and it is not applied either: wait
 
 
 def test_stopping_a_sync_is_a_status_patch() -> None:
