@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +210,18 @@ def application_status(app: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def sync_failure(app: dict[str, Any], revision: str) -> str | None:
-    """Why Argo CD gave up syncing `app` to `revision` (its retries spent), or None.
+    """Why syncing `app` to `revision` failed for good, or None.
 
-    The API server's words are in the operation's message and in each resource that
-    failed to apply; both are kept.
+    For good: Argo CD's retries are spent (the operation Failed), or the API server
+    refused an object as invalid. Argo CD retries that too, each retry waiting again
+    for every other resource to be healthy, but no retry can make an invalid object
+    valid. The API server's words are in the operation's message and in each resource
+    that failed to apply; both are kept.
     """
     operation = (app.get("status") or {}).get("operationState") or {}
-    if operation.get("phase") not in ("Failed", "Error"):
-        return None
     result = operation.get("syncResult") or {}
+    if operation.get("phase") not in ("Failed", "Error") and not _refused_as_invalid(operation):
+        return None
     tried = str(
         result.get("revision")
         or (operation.get("operation") or {}).get("sync", {}).get("revision", "")
@@ -231,6 +235,17 @@ def sync_failure(app: dict[str, Any], revision: str) -> str | None:
             if line not in reasons[0]:
                 reasons.append(line)
     return "; ".join(r for r in reasons if r) or f"sync {operation.get('phase')}"
+
+
+def _refused_as_invalid(operation: dict[str, Any]) -> bool:
+    """Whether the API server answered "<Kind> "<name>" is invalid" (HTTP 422) for an
+    object of this operation: a validation error, the same at every retry."""
+    texts = [str(operation.get("message", ""))] + [
+        str(r.get("message", ""))
+        for r in (operation.get("syncResult") or {}).get("resources") or []
+        if r.get("status") == "SyncFailed"
+    ]
+    return any(re.search(r'"[^"]+" is invalid: ', text) for text in texts)
 
 
 def operation_of(app: dict[str, Any]) -> tuple[str, str, str]:
