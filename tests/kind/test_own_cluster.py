@@ -118,7 +118,15 @@ def own(tier_lab: Lab):
 def test_lab_up_installs_into_your_cluster_and_lab_down_leaves_it_as_found(own: Lab) -> None:
     context = f"kind-{NAME}"
     registry = f"localhost:{REGISTRY[1]}"
-    before = snapshot(own, context)
+    # What the cluster holds once it has settled: kind says Ready before the controllers
+    # have made, say, each namespace's default ServiceAccount.
+    before, deadline = snapshot(own, context), time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(10)
+        again = snapshot(own, context)
+        if again == before:
+            break
+        before = again
     started = time.monotonic()
     own.invoke("lab.up", "--context", context, "--registry", registry, timeout=3600)
     print(f"lab.up into {context}: {time.monotonic() - started:.0f}s")
