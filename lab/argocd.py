@@ -263,8 +263,8 @@ def applied(app: dict[str, Any], revision: str) -> bool:
     """Whether Argo CD has applied every resource of `revision` (its sync operation may
     still run: Argo CD waits for the resources to be healthy before it ends)."""
     phase, tried, _ = operation_of(app)
-    resources = ((app.get("status") or {}).get("operationState") or {}).get("syncResult", {})
-    resources = (resources or {}).get("resources") or []
+    operation = (app.get("status") or {}).get("operationState") or {}
+    resources = (operation.get("syncResult") or {}).get("resources") or []
     return (
         phase in ("Running", "Succeeded")
         and tried == revision

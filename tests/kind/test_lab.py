@@ -129,15 +129,21 @@ def test_gitea_answers_with_the_seeded_repository(lab: Lab) -> None:
     assert page.status_code == 200
 
 
-def test_a_push_syncs_argo_cd_through_the_webhook(lab: Lab, tmp_path: Path) -> None:
+def clone_gitops(lab: Lab, work: Path) -> Path:
+    """A clone of the lab's GitOps repository on Gitea, as lab.up seeded it."""
     config = lab.config
     state = State.load(config.state_path)
     url = (
         f"http://{state['gitea_admin']}:{state['gitea_token']}@{config.bind_address}:"
         f"{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}.git"
     )
-    work = tmp_path / "gitops"
     subprocess.run(["git", "clone", "-q", url, str(work)], check=True, timeout=60)
+    return work
+
+
+def test_a_push_syncs_argo_cd_through_the_webhook(lab: Lab, tmp_path: Path) -> None:
+    config = lab.config
+    work = clone_gitops(lab, tmp_path / "gitops")
     (work / "README.md").write_text((work / "README.md").read_text() + "\nA webhook test.\n")
     subprocess.run(["git", "-C", str(work), "commit", "-qam", "webhook test"], check=True)
     pushed_at = time.monotonic()
@@ -266,14 +272,7 @@ def test_a_change_that_fails_its_readiness_probe_fails_smoke_and_is_not_promoted
 def test_a_manifest_the_api_server_rejects_fails_deploy_dev_with_its_message(
     lab: Lab, tmp_path: Path
 ) -> None:
-    config = lab.config
-    state = State.load(config.state_path)
-    url = (
-        f"http://{state['gitea_admin']}:{state['gitea_token']}@{config.bind_address}:"
-        f"{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}.git"
-    )
-    work = tmp_path / "gitops"
-    subprocess.run(["git", "clone", "-q", url, str(work)], check=True, timeout=60)
+    work = clone_gitops(lab, tmp_path / "gitops")
     dev = work / "environments" / "dev"
     (dev / "broken.yaml").write_text(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n"
