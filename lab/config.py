@@ -54,6 +54,9 @@ class Config:
     registry_image: str = "registry:3"
     trivy_image: str = "aquasec/trivy:0.68.2"
     kustomize_version: str = "v5.8.1"
+    # The quality stage's docker runner derives its toolchain images (a base plus the
+    # Debian packages the checks need) under this repository: <it>/<service>:<hash>.
+    toolchain_repository: str = "lab-quality-toolchain"
 
     # Extra kind cluster settings, for machines that need them (our CI's kind tier sets
     # them; a laptop needs none). TOML appended to kind's containerdConfigPatches, and

@@ -3,7 +3,7 @@
 `CHECKS` is the one definition of what "quality" means: per service, an ordered tuple of
 checks, each an argv run in the service's directory. Two runners run exactly that table:
 
-- ``host``: the local toolchains (go, python3.11, npm), through `lab.proc`, in
+- ``host``: the local toolchains (go, python3 ≥ 3.11, npm), through `lab.proc`, in
   ``apps/<service>``, as the apps' own Makefiles do (the monitor's venv is its ``.venv``).
 - ``docker`` (the default; needs only Docker): per service, one throw-away container
   from the service's build toolchain image (the base image its Dockerfile names as a
@@ -20,8 +20,9 @@ Two services need more than their base image:
 - The backend's ``go test`` and the monitor's pytest start a real ``redis-server``. The
   toolchain image is then a small derived image, ``FROM <base>`` plus Debian's
   ``redis-server`` package, built once through the docker SDK and cached by Docker as
-  ``lab-quality-toolchain/<service>:<hash>`` (the hash covers the base image ID and the
-  recipe, so a new base image or recipe gives a new derived image).
+  ``<toolchain_repository>/<service>:<hash>``, by default ``lab-quality-toolchain``
+  (the hash covers the base image ID and the recipe, so a new base image or recipe
+  gives a new derived image).
 - The monitor's pytest runs the real backend binary (its conftest reads ``BACKEND_BIN``).
   Before the monitor's checks, the backend is built statically (``CGO_ENABLED=0``) in the
   backend's toolchain container into the volume ``<cluster>-quality-backend-bin``, which
@@ -118,7 +119,7 @@ CHECKS: Mapping[str, tuple[Check, ...]] = MappingProxyType({
         Check("govulncheck", ("bash", "scripts/audit.sh"), AUDIT),
     ),
     "monitor": (
-        Check("venv", ("python3.11", "-m", "venv", ".venv"), SETUP),
+        Check("venv", ("python3", "-m", "venv", ".venv"), SETUP),
         # The interpreter's bundled pip may be too old for the hashed locks (Python
         # 3.11.7's pip 23.2 refuses pytest-cov's `coverage[toml]`): the pinned pip first.
         Check("pip bootstrap", (".venv/bin/python", "-m", "pip", "install", "--quiet",
@@ -167,7 +168,7 @@ TOOLCHAINS: Mapping[str, Toolchain] = MappingProxyType(
     {
         "backend": Toolchain(
             "GO_IMAGE",
-            "golang:1.26-bookworm",
+            "golang:1.26-trixie",
             packages=("redis-server",),  # go test starts a real redis-server
             # scripts/audit.sh installs govulncheck under ~/.cache/lab
             caches={
@@ -178,12 +179,12 @@ TOOLCHAINS: Mapping[str, Toolchain] = MappingProxyType(
         ),
         "monitor": Toolchain(
             "PYTHON_IMAGE",
-            "python:3.11-slim-bookworm",
+            "python:3.13-slim-trixie",
             packages=("redis-server",),  # the conftest starts a real redis-server
             caches={"pip": "/root/.cache/pip"},
             needs_backend_binary=True,
         ),
-        "frontend": Toolchain("NODE_IMAGE", "node:20-bookworm-slim", caches={"npm": "/root/.npm"}),
+        "frontend": Toolchain("NODE_IMAGE", "node:20-trixie-slim", caches={"npm": "/root/.npm"}),
     }
 )
 
@@ -644,7 +645,7 @@ class DockerRunner:
             return toolchain.image
         recipe = derived_dockerfile(toolchain.packages)
         digest = hashlib.sha256(f"{base.id}\n{recipe}".encode()).hexdigest()[:12]
-        tag = f"lab-quality-toolchain/{service}:{digest}"
+        tag = f"{self.config.toolchain_repository}/{service}:{digest}"
         with self._lock:
             lock = self._image_locks.setdefault(tag, threading.Lock())
         with lock:

@@ -6,16 +6,16 @@
 # ~/.cache/lab/standins/, keyed by suite) plus the host's Go or Node toolchain or
 # Debian's packages. Every stand-in carries the label dev.lab.standin=true.
 #
+# The apps' bases are on Debian trixie (docs/base-images.md says why and how they are
+# refreshed); bookworm stays for the kind tier's own images and the container tier's
+# redis, which lab does not build or scan.
+#
 # Idempotent. Prints a summary line, then (last) the cache directory, because .ci/run
 # puts the directory of each tool script's last output line on PATH.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${LAB_STANDINS_CACHE:-$HOME/.cache/lab/standins}
-rootfs_tar=$cache/debian-$suite.tar
-base=lab-standin/debian:$suite
-rootfs_image=lab-standin/debian-rootfs:$suite
 export DOCKER_BUILDKIT=0  # the apps build with the classic builder too (docker SDK)
 
 "$here/dockerd.sh" >&2
@@ -25,16 +25,20 @@ log() { echo "standins: $*" >&2; }
 absent() { ! docker image inspect "$1" >/dev/null 2>&1; }
 built=() kept=()
 
-# The debootstrap'd rootfs, imported as the parent of every stand-in.
+# ensure_base SUITE: the debootstrap'd rootfs of SUITE, imported as the parent of the
+# stand-ins on that suite (lab-standin/debian:SUITE).
 ensure_base() {
+  local suite=$1
+  local rootfs_tar=$cache/debian-$suite.tar base=lab-standin/debian:$suite
+  local rootfs_image=lab-standin/debian-rootfs:$suite
   if ! absent "$base"; then return; fi
   if [[ ! -s "$rootfs_tar" ]]; then
     command -v debootstrap >/dev/null || { log "debootstrap missing: apt-get install debootstrap"; exit 1; }
     local work
     work=$(mktemp -d "$cache/rootfs.XXXXXX")
-    log "debootstrap $suite (once; cached in $rootfs_tar)"
-    debootstrap --variant=minbase --include=ca-certificates "$suite" "$work/rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
-      || { tail -n 20 "$cache/debootstrap.log" >&2; rm -rf "$work"; exit 1; }
+    log "debootstrap $suite (once, about 2 min; cached in $rootfs_tar)"
+    debootstrap --variant=minbase --include=ca-certificates "$suite" "$work/rootfs" "$mirror" >"$cache/debootstrap-$suite.log" 2>&1 \
+      || { tail -n 20 "$cache/debootstrap-$suite.log" >&2; rm -rf "$work"; exit 1; }
     # Like Debian's own container image: the three suites, no caches, no docs.
     rm -f "$work/rootfs/etc/apt/sources.list"
     cat >"$work/rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
@@ -81,15 +85,15 @@ DPKG
   log "importing $rootfs_tar as $rootfs_image"
   docker import --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$rootfs_tar" "$rootfs_image" >/dev/null
-  build "$base" debian extra_cas
+  build "$base" debian "$suite" extra_cas
 }
 
 # The certificates in the host's CA bundle that Debian's bundle lacks.
 extra_cas() {
-  local host_bundle=${LAB_HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt} count
+  local rootfs=lab-standin/debian-rootfs:$2 host_bundle=${LAB_HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt} count
   mkdir -p "$1/cas"
   [[ -f "$host_bundle" ]] || return 0
-  docker run --rm "$rootfs_image" cat /etc/ssl/certs/ca-certificates.crt >"$1/debian-bundle.crt"
+  docker run --rm "$rootfs" cat /etc/ssl/certs/ca-certificates.crt >"$1/debian-bundle.crt"
   count=$(awk -v known="$1/debian-bundle.crt" -v out="$1/cas/lab-host" '
     function scan(line) {
       if (line ~ /-----BEGIN CERTIFICATE-----/) { inside = 1; block = "" }
@@ -104,22 +108,24 @@ extra_cas() {
   log "trusting $count extra CA certificate(s) from $host_bundle"
 }
 
-# build IMAGE DIR [EXTRA-CONTEXT-SETUP]: docker build of .ci/tools/standins/DIR as IMAGE.
+# build IMAGE DIR SUITE [EXTRA-CONTEXT-SETUP]: docker build of .ci/tools/standins/DIR,
+# on Debian SUITE, as IMAGE.
 build() {
-  local image=$1 dir=$2 prepare=${3:-}
+  local image=$1 dir=$2 suite=$3 prepare=${4:-}
+  local base=lab-standin/debian:$suite
   if ! absent "$image"; then kept+=("$image"); return; fi
-  [[ "$image" == "$base" ]] || ensure_base
+  [[ "$image" == "$base" ]] || ensure_base "$suite"
   local context
   context=$(mktemp -d)
   cp -a "$here/standins/$dir/." "$context/"
-  if [[ -n "$prepare" ]]; then "$prepare" "$context"; fi
+  if [[ -n "$prepare" ]]; then "$prepare" "$context" "$suite"; fi
   log "building stand-in $image"
-  if ! docker build --quiet --build-arg "BASE=$base" --build-arg "ROOTFS=$rootfs_image" \
+  if ! docker build --quiet --build-arg "BASE=$base" --build-arg "ROOTFS=lab-standin/debian-rootfs:$suite" \
       --label dev.lab.standin=true \
-      -t "$image" "$context" >"$cache/build-$dir.log" 2>&1; then
-    tail -n 30 "$cache/build-$dir.log" >&2
+      -t "$image" "$context" >"$cache/build-$dir-$suite.log" 2>&1; then
+    tail -n 30 "$cache/build-$dir-$suite.log" >&2
     rm -rf "$context"
-    log "building $image failed (full log: $cache/build-$dir.log)"
+    log "building $image failed (full log: $cache/build-$dir-$suite.log)"
     exit 1
   fi
   rm -rf "$context"
@@ -132,7 +138,7 @@ go_context() {
   local goroot version
   goroot=$(go env GOROOT)
   version=$(go env GOVERSION)
-  [[ $version == go1.26* ]] || { log "host Go is $version; golang:1.26-bookworm needs go1.26.x"; exit 1; }
+  [[ $version == go1.26* ]] || { log "host Go is $version; golang:1.26-trixie needs go1.26.x"; exit 1; }
   tar -C "$goroot" --exclude=./pkg/obj --exclude=./.git -cf "$1/go.tar" .
   echo "${version#go}" >"$1/GOLANG_VERSION"
 }
@@ -143,7 +149,7 @@ node_context() {
   local node modules version
   node=$(readlink -f "$(command -v node)")
   version=$(node --version)
-  [[ $version == v20.* ]] || { log "host Node.js is $version; node:20-bookworm-slim needs v20.x"; exit 1; }
+  [[ $version == v20.* ]] || { log "host Node.js is $version; node:20-trixie-slim needs v20.x"; exit 1; }
   modules=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/../.." && pwd)  # .../lib/node_modules
   mkdir -p "$1/node/bin" "$1/node/lib/node_modules"
   cp "$node" "$1/node/bin/node"
@@ -153,12 +159,13 @@ node_context() {
   echo "${version#v}" >"$1/NODE_VERSION"
 }
 
-build golang:1.26-bookworm golang go_context
-build node:20-bookworm-slim node node_context
-build python:3.11-slim-bookworm python
-build nginx:1.28-bookworm nginx
-build redis:7-bookworm redis
-build registry:3 registry
+ensure_base bookworm   # the kind tier's images build on it
+build golang:1.26-trixie golang trixie go_context
+build node:20-trixie-slim node trixie node_context
+build python:3.13-slim-trixie python trixie
+build nginx:1.30-trixie nginx trixie
+build redis:7-bookworm redis bookworm
+build registry:3 registry bookworm
 
 log "built ${#built[@]} (${built[*]:-none}), kept ${#kept[@]} (${kept[*]:-none})"
 echo "standins: ${#built[@]} built, ${#kept[@]} already present"

@@ -26,10 +26,10 @@ from tests.container.stack import Images, Stack, Variant, leftovers
 # The upstream images the Dockerfiles build FROM (their ARG defaults), and the one the
 # stack runs as is.
 BASE_IMAGES = (
-    "golang:1.26-bookworm",
-    "node:20-bookworm-slim",
-    "nginx:1.28-bookworm",
-    "python:3.11-slim-bookworm",
+    "golang:1.26-trixie",
+    "node:20-trixie-slim",
+    "nginx:1.30-trixie",
+    "python:3.13-slim-trixie",
     "redis:7-bookworm",
 )
 

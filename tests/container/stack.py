@@ -25,7 +25,7 @@ from lab import engine as lab_engine
 
 RUN_LABEL = "dev.lab.test-run"
 REDIS_IMAGE = "redis:7-bookworm"
-EDGE_IMAGE = "nginx:1.28-bookworm"
+EDGE_IMAGE = "nginx:1.30-trixie"
 HEALTH_DEADLINE = 90.0
 SMOKE_DEADLINE = 180.0
 SECOND = 1_000_000_000  # Docker health check durations are in nanoseconds

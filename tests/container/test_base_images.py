@@ -15,18 +15,18 @@ pytestmark = pytest.mark.container
 
 CHECKS = [
     (
-        "golang:1.26-bookworm",
+        "golang:1.26-trixie",
         "go version && go env GOPATH GOROOT",
         ["go1.26", "/go\n/usr/local/go"],
     ),
-    ("node:20-bookworm-slim", "node --version && npm --version && id -u node", ["v20.", "\n1000"]),
+    ("node:20-trixie-slim", "node --version && npm --version && id -u node", ["v20.", "\n1000"]),
     (
-        "python:3.11-slim-bookworm",
+        "python:3.13-slim-trixie",
         "python --version && python3 --version && pip --version",
-        ["Python 3.11", "pip "],
+        ["Python 3.13", "pip "],
     ),
     (
-        "nginx:1.28-bookworm",
+        "nginx:1.30-trixie",
         "id -u nginx && nginx -t 2>&1 && grep -c 'include /etc/nginx/conf.d/\\*.conf' "
         "/etc/nginx/nginx.conf && readlink /var/log/nginx/access.log",
         ["101\n", "test is successful", "\n1\n", "/dev/stdout"],
@@ -55,7 +55,7 @@ def test_pip_install_works_as_root_in_the_python_image(
 ) -> None:
     # The official image's Python is not "externally managed": a plain pip install works.
     output = client.containers.run(
-        "python:3.11-slim-bookworm",
+        "python:3.13-slim-trixie",
         [
             "-c",
             "pip install --no-index --dry-run pip 2>&1 || true; python -m venv /tmp/v && "

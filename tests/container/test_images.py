@@ -20,8 +20,8 @@ MB = 1_000_000
 # The monitor carries a Python runtime (Debian's slim base is ~75 MB of it).
 SIZE_BUDGETS = {"backend-v1": 30 * MB, "monitor": 200 * MB}
 # The frontend is its build on top of nginx's Debian image, which alone is ~96 MB (the
-# stand-in) to ~190 MB (the official nginx:1.28-bookworm): its budget is what it adds.
-ADDED_SIZE_BUDGETS = {"frontend": ("nginx:1.28-bookworm", 60 * MB)}
+# stand-in) to ~190 MB (the official nginx:1.30-trixie): its budget is what it adds.
+ADDED_SIZE_BUDGETS = {"frontend": ("nginx:1.30-trixie", 60 * MB)}
 SERVICE_OF = {"backend-v1": "backend", "backend-v2": "backend"}
 
 

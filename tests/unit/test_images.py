@@ -134,7 +134,7 @@ def test_plan_refuses_unknown_services() -> None:
 def test_build_log_names_the_failing_step_and_keeps_the_tail() -> None:
     log = images._BuildLog("monitor", None)
     stream = [
-        {"stream": "Step 1/3 : FROM python:3.11-slim-bookworm\n"},
+        {"stream": "Step 1/3 : FROM python:3.13-slim-trixie\n"},
         {"stream": " ---> Using cache\n ---> 1234\n"},
         {"stream": "Step 2/3 : RUN pip install -r requirements.txt\n"},
         {"stream": "ERROR: No matching distribution found for flask==99\n"},
@@ -160,7 +160,7 @@ def test_build_log_counts_cached_steps_and_returns_the_image_id() -> None:
     log = images._BuildLog("backend", lambda service, line: seen.append((service, line)))
     image_id = log.consume(
         [
-            {"stream": "Step 1/5 : ARG GO_IMAGE=golang:1.26-bookworm\n"},
+            {"stream": "Step 1/5 : ARG GO_IMAGE=golang:1.26-trixie\n"},
             {"stream": "Step 2/5 : FROM ${GO_IMAGE} AS build\n"},
             {"stream": " ---> 1234\n"},
             {"stream": "Step 3/5 : RUN go build\n"},
@@ -175,7 +175,7 @@ def test_build_log_counts_cached_steps_and_returns_the_image_id() -> None:
     assert image_id == "sha256:feed"
     assert (log.steps, log.cached_steps) == (2, 1)  # FROM and global ARG never cache
     assert log.rebuilt == ["RUN go build"]
-    assert seen[0] == ("backend", "Step 1/5 : ARG GO_IMAGE=golang:1.26-bookworm")
+    assert seen[0] == ("backend", "Step 1/5 : ARG GO_IMAGE=golang:1.26-trixie")
 
 
 def test_build_without_image_id_is_a_failure() -> None:
@@ -193,7 +193,7 @@ def test_building_a_service_without_dockerfile_says_which(tmp_path: Path) -> Non
 def test_build_past_its_deadline_is_abandoned_with_the_step_it_was_at() -> None:
     log = images._BuildLog("frontend", None, deadline=0.0)  # long past
     with pytest.raises(images.ImageBuildError, match="past its deadline"):
-        log.consume([{"stream": "Step 1/9 : FROM node:20-bookworm-slim\n"}])
+        log.consume([{"stream": "Step 1/9 : FROM node:20-trixie-slim\n"}])
 
 
 def test_a_refused_pull_says_what_the_registry_said_and_what_to_do() -> None:
