@@ -164,7 +164,8 @@ def check_docker(config: Config) -> list[Check]:
         info = engine.info(client)
     except LabError as error:
         return [Check("Docker daemon", Status.FAIL, error.message, error.hint or "")]
-    checks = [Check("Docker daemon", Status.OK, f"Docker {info.server_version}")]
+    where = engine.endpoint()
+    checks = [Check("Docker daemon", Status.OK, f"Docker {info.server_version} at {where}")]
     memory = info.memory_bytes / GIB
     if memory < config.docker_min_memory_gib:
         status, hint = (

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
 from lab.errors import LabError
@@ -17,6 +22,65 @@ from lab.errors import LabError
 LAB_LABEL = "dev.lab.managed"
 
 CONNECT_TIMEOUT = 10
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the docker CLI (and so kind) talks to, and why: the same rules as the CLI."""
+
+    host: str
+    source: str  # "DOCKER_HOST", "context colima", "the default socket"
+    tls_dir: Path | None = None  # ca.pem, cert.pem, key.pem of a context, when it has them
+    skip_tls_verify: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.host} ({self.source})"
+
+
+def endpoint(environ: Mapping[str, str] = os.environ) -> Endpoint:
+    """The daemon the docker CLI would use, resolved as the CLI does (pure but for files).
+
+    `DOCKER_HOST` wins; then `DOCKER_CONTEXT`; then `currentContext` in the CLI's
+    config.json (under `DOCKER_CONFIG`, default ~/.docker). docker-py's `from_env` reads
+    only `DOCKER_HOST`, so on Docker Desktop, Colima, OrbStack or rootless Docker it
+    would talk to another daemon than kind, or to none.
+    """
+    if environ.get("DOCKER_HOST"):
+        return Endpoint(environ["DOCKER_HOST"], "DOCKER_HOST")
+    config_dir = Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "~")) / ".docker")
+    name, source = environ.get("DOCKER_CONTEXT", ""), "DOCKER_CONTEXT"
+    if not name:
+        name, source = _current_context(config_dir / "config.json"), "docker context use"
+    if name in ("", "default"):
+        return Endpoint(DEFAULT_SOCKET, "the default socket")
+    context_id = hashlib.sha256(name.encode()).hexdigest()
+    meta_file = config_dir / "contexts" / "meta" / context_id / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+        docker_endpoint = meta["Endpoints"]["docker"]
+        host = str(docker_endpoint["Host"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LabError(
+            f"the docker context {name!r} (chosen by {source}) cannot be read: {meta_file}",
+            hint="`docker context ls` lists the contexts; `docker context use default` "
+            "goes back to the default socket",
+            output_tail=_first_line(error),
+        ) from error
+    tls_dir = config_dir / "contexts" / "tls" / context_id / "docker"
+    return Endpoint(
+        host,
+        f"context {name}",
+        tls_dir=tls_dir if tls_dir.is_dir() else None,
+        skip_tls_verify=bool(docker_endpoint.get("SkipTLSVerify", False)),
+    )
+
+
+def _current_context(config_file: Path) -> str:
+    try:
+        return str(json.loads(config_file.read_text()).get("currentContext") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""  # no config, or one the CLI would also ignore: the default context
 
 
 @dataclass(frozen=True)
@@ -31,21 +95,45 @@ class EngineInfo:
 
 
 def client() -> docker.DockerClient:
-    """A client for the daemon in `DOCKER_HOST` (or the default socket), verified to answer."""
+    """A client for the daemon the docker CLI uses (`endpoint`), verified to answer."""
+    where = endpoint()
     try:
-        engine = docker.from_env(timeout=CONNECT_TIMEOUT)
+        if where.source == "DOCKER_HOST":
+            engine = docker.from_env(timeout=CONNECT_TIMEOUT)  # with DOCKER_TLS_VERIFY etc.
+        else:
+            engine = docker.DockerClient(
+                base_url=where.host,
+                tls=_tls(where),
+                timeout=CONNECT_TIMEOUT,
+                use_ssh_client=where.host.startswith("ssh://"),
+            )
         engine.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-        raise unreachable(error) from error
+        raise unreachable(error, where) from error
     return engine
 
 
-def unreachable(error: BaseException) -> LabError:
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+def _tls(where: Endpoint) -> docker.tls.TLSConfig | bool:
+    if where.tls_dir is None:
+        return False
+    files = {name: where.tls_dir / f"{name}.pem" for name in ("ca", "cert", "key")}
+    return docker.tls.TLSConfig(
+        client_cert=(str(files["cert"]), str(files["key"])) if files["cert"].is_file() else None,
+        ca_cert=str(files["ca"]) if files["ca"].is_file() else None,
+        verify=not where.skip_tls_verify,
+    )
+
+
+def unreachable(error: BaseException, where: Endpoint | None = None) -> LabError:
+    try:
+        where = where or endpoint()
+    except LabError:
+        where = Endpoint("?", "an unreadable docker context")
     return LabError(
         f"cannot reach the Docker daemon at {where}",
-        hint="start Docker (Docker Desktop, or `sudo systemctl start docker`), "
-        "or point DOCKER_HOST at a running daemon",
+        hint="start Docker (Docker Desktop, Colima, or `sudo systemctl start docker`); "
+        "`docker context ls` shows which daemon the docker CLI and kind use, and "
+        "DOCKER_HOST overrides it",
         output_tail=_first_line(error),
     )
 
