@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab import cluster, engine, k8s, proc, wait
+from lab import cluster, engine, gitops, k8s, proc, wait
 from lab.cli import Context
 from lab.config import Config, in_ci
 from lab.errors import LabError
@@ -146,10 +146,21 @@ class Commit:
     # The commit's time: images carry it as their creation time, so rebuilding an
     # unchanged tree hits the layer cache all the way and gives the same image.
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tree: str = ""  # of a dirty working tree: the git tree its files would make
 
     @property
     def version(self) -> str:
         return f"{self.sha[:12]}-dirty" if self.dirty else self.sha[:12]
+
+    @property
+    def image_tag(self) -> str:
+        """The images' tag: the SHA, or for a dirty tree one that names its content.
+
+        A dirty build never takes the commit's own tag: nodes keep an image per tag, so
+        a later clean build under `:<sha>` would not replace it, and uncommitted code
+        could run under a clean commit's name (issue #16.15).
+        """
+        return gitops.dirty_tag(self.sha, self.tree) if self.dirty else self.sha
 
 
 @dataclass

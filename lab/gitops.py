@@ -65,6 +65,9 @@ EXPECTED_COMMITS = {"EXPECTED_V1_COMMIT": "backend-v1", "EXPECTED_V2_COMMIT": "b
 # Tags the seed content may carry before anything was deployed (the branch name).
 SEED_TAGS = frozenset({"main"})
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+# A build of a dirty working tree: <commit>-dirty-<its tree, 12 hex> (dirty_tag).
+DIRTY = "-dirty-"
+_DIRTY_TAG = re.compile(r"^[0-9a-f]{40}-dirty-[0-9a-f]{12}$")
 
 GIT_TIMEOUT = 60.0
 PUSH_ATTEMPTS = 6
@@ -128,6 +131,12 @@ class Promotion:
 def validate_commit(commit: str) -> str:
     """`commit` as a tag: 7 to 40 hex characters, lower-cased; anything else is refused."""
     value = commit.strip().lower()
+    if _DIRTY_TAG.match(value):
+        raise LabError(
+            f"{value} is a build of a dirty working tree: only dev runs those, and they "
+            "are never promoted",
+            hint="commit the changes and run the pipeline again",
+        )
     if not _COMMIT.match(value):
         seed = (
             " (branch tags like 'main' are only allowed as seed values)"
@@ -139,6 +148,22 @@ def validate_commit(commit: str) -> str:
             hint="pass the commit the images were built from, e.g. `git rev-parse HEAD`",
         )
     return value
+
+
+def dirty_tag(commit: str, tree: str) -> str:
+    """The tag of images built from `commit` plus uncommitted changes making `tree`."""
+    return f"{commit}{DIRTY}{tree[:12]}"
+
+
+def validate_tag(tag: str) -> str:
+    """A tag deploy may write: a commit SHA, or a dirty build's tag (dirty_tag)."""
+    value = tag.strip().lower()
+    return value if _DIRTY_TAG.match(value) else validate_commit(value)
+
+
+def commit_of(tag: str) -> str:
+    """The commit a tag's images were built from (what the backend reports)."""
+    return tag.partition(DIRTY)[0]
 
 
 def kustomization_path(environment: str) -> PurePosixPath:
@@ -271,7 +296,7 @@ class Kustomization:
             key = str(item).split("=", 1)[0]
             if key in EXPECTED_COMMITS:
                 tag = tags[EXPECTED_COMMITS[key]]
-                value = f"{key}={'' if tag in SEED_TAGS else tag}"
+                value = f"{key}={'' if tag in SEED_TAGS else commit_of(tag)}"
                 if str(item) != value:
                     literals[index] = type(item)(value) if isinstance(item, ScalarString) else value
                     self.modified = True
@@ -363,7 +388,7 @@ def _sequence_offset(text: str) -> int:
 # -- git, through lab.proc ---------------------------------------------------------------
 
 
-class _Checkout:
+class Checkout:
     """A private clone of a remote in a temporary directory, with credentials for git."""
 
     def __init__(self, remote: Remote, root: Path, timeout: float) -> None:
@@ -434,7 +459,7 @@ class _Checkout:
 
 
 @contextmanager
-def _checkout(remote: Remote, timeout: float = GIT_TIMEOUT) -> Iterator[_Checkout]:
+def open_checkout(remote: Remote, timeout: float = GIT_TIMEOUT) -> Iterator[Checkout]:
     root = Path(tempfile.mkdtemp(prefix="lab-gitops-"))  # mode 0700
     try:
         token_file = root / "token"
@@ -452,7 +477,7 @@ def _checkout(remote: Remote, timeout: float = GIT_TIMEOUT) -> Iterator[_Checkou
             encoding="utf-8",
         )
         askpass.chmod(stat.S_IRWXU)
-        checkout = _Checkout(remote, root, timeout)
+        checkout = Checkout(remote, root, timeout)
         checkout.path.mkdir()
         run(("git", "init", "-q", "-b", MAIN, str(checkout.path)), timeout=timeout)
         checkout.git("remote", "add", "origin", remote.url)
@@ -542,7 +567,7 @@ def validate_environment(environment: str) -> str:
     return environment
 
 
-def _environment_text(checkout: _Checkout, environment: str) -> tuple[Path, str, str]:
+def _environment_text(checkout: Checkout, environment: str) -> tuple[Path, str, str]:
     """The environment's kustomization: its path, its name in errors, its text."""
     relative = kustomization_path(validate_environment(environment))
     source = f"{relative} in {checkout.remote.url}"
@@ -555,7 +580,7 @@ def _environment_text(checkout: _Checkout, environment: str) -> tuple[Path, str,
     return path, source, path.read_text(encoding="utf-8")
 
 
-def _fetch_main(checkout: _Checkout) -> str:
+def fetch_main(checkout: Checkout) -> str:
     main = checkout.fetch(MAIN)
     if main is None:
         raise LabError(
@@ -569,8 +594,8 @@ def _fetch_main(checkout: _Checkout) -> str:
 @contextmanager
 def repository_tree(remote: Remote, *, timeout: float = GIT_TIMEOUT) -> Iterator[Path]:
     """A private clone of the repository's main branch, removed afterwards (for rendering)."""
-    with _checkout(remote, timeout) as checkout:
-        _fetch_main(checkout)
+    with open_checkout(remote, timeout) as checkout:
+        fetch_main(checkout)
         yield checkout.path
 
 
@@ -579,8 +604,8 @@ def deployed_tags(
 ) -> dict[str, str]:
     """The tags `environment` runs now, read from the repository's main branch."""
     validate_environment(environment)
-    with _checkout(remote, timeout) as checkout:
-        _fetch_main(checkout)
+    with open_checkout(remote, timeout) as checkout:
+        fetch_main(checkout)
         _, source, text = _environment_text(checkout, environment)
         return read_tags(text, source)
 
@@ -602,12 +627,12 @@ def seed(remote: Remote, tree: Path, *, timeout: float = GIT_TIMEOUT) -> SeedRes
             )
         Kustomization(path.read_text(encoding="utf-8"), str(path)).tags()
     for attempt in range(1, PUSH_ATTEMPTS + 1):
-        with _checkout(remote, timeout) as checkout:
+        with open_checkout(remote, timeout) as checkout:
             main = checkout.fetch(MAIN)
             deployed: dict[str, dict[str, str]] = {}
             if main is not None:
                 checkout.checkout(MAIN, f"refs/remotes/origin/{MAIN}")
-                deployed = _all_deployed_tags(checkout.path)
+                deployed = all_deployed_tags(checkout.path)
             _replace_content(checkout.path, tree)
             for environment, tags in deployed.items():
                 path = checkout.path / kustomization_path(environment)
@@ -624,7 +649,7 @@ def seed(remote: Remote, tree: Path, *, timeout: float = GIT_TIMEOUT) -> SeedRes
     raise _too_many_races(remote.url, "seed")
 
 
-def _all_deployed_tags(root: Path) -> dict[str, dict[str, str]]:
+def all_deployed_tags(root: Path) -> dict[str, dict[str, str]]:
     """Each environment's tags in a checkout, skipping environments not deployed yet."""
     deployed = {}
     for environment in ENVIRONMENTS:
@@ -661,13 +686,14 @@ def deploy(
     """Deploy `commit` to `environment`: A/B tag bump on main, committed and pushed.
 
     Converges: when the environment already runs `commit`, nothing is committed. A push
-    that loses a race is redone on the new main (re-fetch, re-apply, push).
+    that loses a race is redone on the new main (re-fetch, re-apply, push). `commit`
+    may be a dirty build's tag (`dirty_tag`) for dev only.
     """
-    commit = validate_commit(commit)
+    commit = validate_tag(commit) if environment == "dev" else validate_commit(commit)
     validate_environment(environment)
     for attempt in range(1, PUSH_ATTEMPTS + 1):
-        with _checkout(remote, timeout) as checkout:
-            main = _fetch_main(checkout)
+        with open_checkout(remote, timeout) as checkout:
+            main = fetch_main(checkout)
             path, source, text = _environment_text(checkout, environment)
             planned = plan_update(read_tags(text, source), commit)
             edited, changes = edit_tags(text, planned, source)
@@ -704,8 +730,8 @@ def promote(
     validate_environment(environment)
     branch = f"{PROMOTE_PREFIX}{commit}"
     for attempt in range(1, PUSH_ATTEMPTS + 1):
-        with _checkout(remote, timeout) as checkout:
-            _fetch_main(checkout)
+        with open_checkout(remote, timeout) as checkout:
+            fetch_main(checkout)
             path, source, text = _environment_text(checkout, environment)
             planned = plan_update(read_tags(text, source), commit)
             edited, changes = edit_tags(text, planned, source)
@@ -758,7 +784,7 @@ def close_superseded(
     return tuple(closed)
 
 
-def _is_ancestor(checkout: _Checkout, ancestor: str, descendant: str) -> bool:
+def _is_ancestor(checkout: Checkout, ancestor: str, descendant: str) -> bool:
     return checkout.git("merge-base", "--is-ancestor", ancestor, descendant, check=False).ok
 
 

@@ -139,6 +139,7 @@ def plan_builds(
     branch: str,
     version: str,
     created: datetime,
+    tag: str = "",  # the commit tag, when it is not `sha` (a dirty build's)
     environment: str = "dev",
     source: str = DEFAULT_SOURCE,
     services: Sequence[str] = SERVICES,
@@ -165,7 +166,7 @@ def plan_builds(
             BuildPlan(
                 service=service,
                 context=apps_dir / service,
-                tags=(f"{repository}:{sha}", f"{repository}:{branch_tag(branch)}"),
+                tags=(f"{repository}:{tag or sha}", f"{repository}:{branch_tag(branch)}"),
                 buildargs={
                     "VERSION": version,
                     "REVISION": sha,

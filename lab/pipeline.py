@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -269,8 +270,26 @@ def resolve_commit(options: PipelineOptions, repo: Path = REPO_ROOT) -> Commit:
         )
     stamp = git(("git", "show", "-s", "--format=%cI", sha)).stdout.strip()
     return Commit(
-        sha, "detached" if branch == "HEAD" else branch, dirty, datetime.fromisoformat(stamp)
+        sha,
+        "detached" if branch == "HEAD" else branch,
+        dirty,
+        datetime.fromisoformat(stamp),
+        tree=working_tree(repo) if dirty else "",
     )
+
+
+def working_tree(repo: Path = REPO_ROOT) -> str:
+    """The git tree of the working tree's files, as `git add -A` would stage them.
+
+    Through a throw-away index, so the user's own index is untouched; files that
+    .gitignore leaves out are left out here too, as the build contexts leave them.
+    """
+    with tempfile.TemporaryDirectory(prefix="lab-index-") as scratch:
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        proc.run(("git", "add", "-A"), timeout=120, cwd=repo, env=index, mutates=False)
+        return proc.run(
+            ("git", "write-tree"), timeout=30, cwd=repo, env=index, mutates=False
+        ).stdout.strip()
 
 
 @contextmanager

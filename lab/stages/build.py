@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from lab import (
     engine,
+    gitops,
     images,
 )
 from lab.context import Run
@@ -18,6 +19,7 @@ def build_stage(run: Run) -> StageResult:
     started = time.time()
     plans = images.plan_builds(
         sha=run.commit.sha,
+        tag=run.commit.image_tag,
         branch=run.commit.branch + ("-dirty" if run.commit.dirty else ""),
         version=run.commit.version,
         created=datetime.now(UTC) if run.commit.dirty else run.commit.time,
@@ -44,10 +46,16 @@ def build_stage(run: Run) -> StageResult:
         Status.PASSED,
         started,
         time.time() - started,
-        f"{len(built)} images pushed as :{run.commit.sha[:12]}…",
+        f"{len(built)} images pushed as :{_short(run.commit.image_tag)}",
         checks,
         {"images": run.images},
     )
+
+
+def _short(tag: str) -> str:
+    """`<sha12>…` for a commit's tag; a dirty build's keeps its suffix."""
+    commit, dirty, tree = tag.partition(gitops.DIRTY)
+    return f"{commit[:12]}…{dirty}{tree}"
 
 
 def _build_logger(run: Run) -> images.LogListener:

@@ -16,7 +16,7 @@ def deploy_stage(run: Run) -> StageResult:
     started = time.time()
     config = run.ctx.config
     with git_server(run.ctx) as (_, remote):
-        deployment = gitops.deploy(remote, "dev", run.commit.sha)
+        deployment = gitops.deploy(remote, "dev", run.commit.image_tag)
     observed = wait_synced(run, "demo-dev", deployment.revision)
     changed = (
         ", ".join(f"{c.name} {c.old[:7]}→{c.new[:7]}" for c in deployment.changes)

@@ -15,6 +15,15 @@ from lab.stages.common import git_server
 def promote_stage(run: Run) -> StageResult:
     started = time.time()
     config = run.ctx.config
+    if run.commit.dirty:
+        return StageResult(
+            "promote",
+            Status.SKIPPED,
+            started,
+            0.0,
+            f"dev runs a build of a dirty tree (:{run.commit.image_tag}), which is never "
+            "promoted: commit the changes and run the pipeline again",
+        )
     scan_result = run.result("scan")
     smoke_result = run.result("smoke")
     summary = gitops.PromotionSummary(

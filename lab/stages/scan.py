@@ -16,7 +16,8 @@ from lab.stages.common import registry
 def scan_stage(run: Run) -> StageResult:
     started = time.time()
     references = list(run.images.values()) or [
-        f"{images.image_repository(s, registry(run.ctx))}:{run.commit.sha}" for s in images.SERVICES
+        f"{images.image_repository(s, registry(run.ctx))}:{run.commit.image_tag}"
+        for s in images.SERVICES
     ]
     results = scan.scan_images(run.ctx.config, references, offline=run.options.offline)
     checks = tuple(check for check, _ in results)

@@ -35,6 +35,7 @@ def ensure_images(lab: Lab) -> str:
     commit = pipeline.resolve_commit(PipelineOptions(allow_dirty=True))
     plans = images.plan_builds(
         sha=commit.sha,
+        tag=commit.image_tag,
         branch=SEED_TAG,
         version=commit.version,
         created=datetime.now(UTC) if commit.dirty else commit.time,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, context, pipeline, proc
+from lab import cli, config, context, gitops, pipeline, proc
 from lab.errors import LabError
 from lab.report import StageResult, Status, worst
 from lab.stages import smoke
@@ -158,6 +158,31 @@ def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert "--allow-dirty" in (caught.value.hint or "")
     dirty = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo)
     assert dirty.dirty and dirty.version.endswith("-dirty")
+
+
+def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("1")
+    _git(repo, "add", "a.txt")
+    _git(repo, "commit", "-q", "-m", "one")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert pipeline.resolve_commit(context.PipelineOptions(), repo).image_tag == head
+
+    (repo / "a.txt").write_text("2")
+    first = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
+    (repo / "a.txt").write_text("3")
+    second = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
+
+    assert first.startswith(f"{head}-dirty-") and len(first) == 40 + len("-dirty-") + 12
+    assert second != first  # other content, other tag: a node's cached image cannot stand in
+    # The tree is what `git add -A` would stage, made without touching the user's index.
+    _git(repo, "add", "a.txt")
+    assert second.endswith(_git(repo, "write-tree")[:12])
+    _git(repo, "reset", "-q")
+    assert _git(repo, "diff", "--cached", "--name-only") == ""
+    assert gitops.commit_of(second) == head
 
 
 def test_an_unknown_sha_is_a_lab_error(tmp_path: Path) -> None:

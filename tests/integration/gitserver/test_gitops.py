@@ -367,3 +367,29 @@ def test_dry_run_pushes_nothing_and_opens_no_pull_request(repo: Repo, fixture_tr
     assert repo.main() == before
     with repo.gitea.client() as server:
         assert server.list_pull_requests(ORG, repo.name) == []
+
+
+def test_a_dirty_build_deploys_to_dev_under_its_own_tag_and_never_reaches_prod(
+    repo: Repo, fixture_tree: Path
+) -> None:
+    gitops.seed(repo.remote, fixture_tree)
+    dirty = gitops.dirty_tag(A, "abcdef0123456789abcdef0123456789abcdef01")
+
+    deployed = gitops.deploy(repo.remote, "dev", dirty)
+
+    assert deployed.pushed and dirty == f"{A}-dirty-abcdef012345"
+    assert gitops.deployed_tags(repo.remote, "dev")["backend-v2"] == dirty
+    # The backend reports the commit it was built from, so smoke expects the commit.
+    with gitops.repository_tree(repo.remote) as tree:
+        text = (tree / DEV).read_text()
+    assert gitops.Kustomization(text, DEV).expected_commits()["EXPECTED_V2_COMMIT"] == A
+    before = repo.main()
+    for refused in (
+        lambda: gitops.deploy(repo.remote, "prod", dirty),
+        lambda: gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, dirty),
+    ):
+        with pytest.raises(LabError, match="dirty working tree: only dev runs those") as caught:
+            refused()
+        assert "commit the changes" in (caught.value.hint or "")
+    assert repo.main() == before
+    assert repo.gitea.client().list_pull_requests(ORG, repo.name) == []
