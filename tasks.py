@@ -73,13 +73,21 @@ def up(c, context=None, registry=None, recreate=False, dry_run=False, verbose=0,
     help={
         **VERBOSE,
         "keep_registry": "keep the registry container and its image cache",
+        "keep_images": "keep the images lab built, Trivy's database and .lab/cache",
         "dry_run": "print what would be removed and change nothing",
     },
 )
-def down(c, keep_registry=False, dry_run=False, verbose=0, debug=False):
+def down(c, keep_registry=False, keep_images=False, dry_run=False, verbose=0, debug=False):
     """Remove the lab and verify nothing of it remains."""
     _run(
-        c, "lab.down", operations.down, verbose, debug, keep_registry=keep_registry, dry_run=dry_run
+        c,
+        "lab.down",
+        operations.down,
+        verbose,
+        debug,
+        keep_registry=keep_registry,
+        keep_images=keep_images,
+        dry_run=dry_run,
     )
 
 

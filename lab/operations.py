@@ -52,8 +52,8 @@ def up(
     )
 
 
-def down(ctx: Context, *, keep_registry: bool, dry_run: bool) -> None:
-    teardown.down(ctx, keep_registry=keep_registry, dry_run=dry_run)
+def down(ctx: Context, *, keep_registry: bool, keep_images: bool, dry_run: bool) -> None:
+    teardown.down(ctx, keep_registry=keep_registry, keep_images=keep_images, dry_run=dry_run)
 
 
 def status(ctx: Context) -> None:

@@ -21,12 +21,14 @@ a cluster-scoped object must be younger than the baseline and no younger than th
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from lab import argocd, cluster, engine, k8s, mesh, proc, steps, wait
+from lab import argocd, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
@@ -190,9 +192,13 @@ class Leftovers:
     networks: tuple[str, ...]
     volumes: tuple[str, ...]
     contexts: tuple[str, ...]
+    images: tuple[str, ...] = ()  # the app and toolchain images lab built
+    files: tuple[str, ...] = ()  # .lab/cache: downloads lab.up keeps for its next run
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.networks or self.volumes or self.contexts)
+        return any(
+            (self.containers, self.networks, self.volumes, self.contexts, self.images, self.files)
+        )
 
     def describe(self) -> str:
         parts = [
@@ -202,6 +208,8 @@ class Leftovers:
                 ("networks", self.networks),
                 ("volumes", self.volumes),
                 ("kube contexts", self.contexts),
+                ("images", self.images),
+                ("files", self.files),
             )
             if names
         ]
@@ -209,9 +217,14 @@ class Leftovers:
 
 
 def leftovers(
-    config: Config, *, keep_registry: bool = False, kind_network: bool = False
+    config: Config,
+    *,
+    keep_registry: bool = False,
+    kind_network: bool = False,
+    keep_images: bool = False,
 ) -> Leftovers:
-    """Everything of the lab that exists: labelled objects, kind's node containers, contexts."""
+    """Everything of the lab that exists: labelled objects, kind's node containers,
+    contexts, and (unless kept) the images lab built and its download cache."""
     client = engine.client()
     label = f"{engine.LAB_LABEL}={config.cluster_name}"
     kind_label = f"io.x-k8s.kind.cluster={config.cluster_name}"
@@ -221,6 +234,8 @@ def leftovers(
     if keep_registry:
         containers.discard(config.registry_name)
         volumes.discard(f"{config.registry_name}-data")
+    if keep_images:
+        volumes.discard(scan.CACHE_VOLUME)  # Trivy's database: a download, kept with them
     else:
         volumes |= {
             v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
@@ -234,12 +249,34 @@ def leftovers(
         others = {c.get("Name") for c in attached} - containers
         if network.name == cluster.KIND_NETWORK and not others:
             networks.add(network.name)
+    cache = config.state_path / "cache"
     return Leftovers(
         tuple(sorted(containers)),
         tuple(sorted(networks)),
         tuple(sorted(volumes)),
         tuple(_kube_contexts(config)),
+        () if keep_images else tuple(sorted(built_images(client, config))),
+        () if keep_images or not cache.exists() else (str(cache),),
     )
+
+
+def built_images(client: Any, config: Config) -> set[str]:
+    """The tags of the images lab built: the apps' under the lab registry's `lab/`
+    (they carry lab's service label), and the quality stage's derived toolchains."""
+    ours = [f"{images.image_repository(s, config.registry_host)}:" for s in images.SERVICES]
+    tags = {
+        tag
+        for image in client.images.list(filters={"label": images.SERVICE_LABEL})
+        for tag in image.tags
+        if tag.startswith(tuple(ours))
+    }
+    tags |= {
+        tag
+        for image in client.images.list()
+        for tag in image.tags
+        if tag.startswith(f"{config.toolchain_repository}/")
+    }
+    return tags
 
 
 def _kube_contexts(config: Config) -> list[str]:
@@ -261,6 +298,7 @@ class Teardown:
     keep_registry: bool
     dry_run: bool
     state: State
+    keep_images: bool = False
 
     @property
     def made_network(self) -> bool:
@@ -292,7 +330,12 @@ def delete_kind_cluster(down: Teardown) -> str:
 def remove_containers(down: Teardown) -> str:
     config = down.ctx.config
     client = engine.client()
-    found = leftovers(config, keep_registry=down.keep_registry, kind_network=down.made_network)
+    found = leftovers(
+        config,
+        keep_registry=down.keep_registry,
+        kind_network=down.made_network,
+        keep_images=down.keep_images,
+    )
     for name in found.containers:
         _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
     for name in found.volumes:
@@ -303,6 +346,13 @@ def remove_containers(down: Teardown) -> str:
         proc.run(
             ("kubectl", "config", "delete-context", config.kube_context), timeout=30, check=False
         )
+    for tag in found.images:  # a tag at a time: an image another tag still names stays
+        _remove(client.images, tag, partial(_untag, client, tag))
+    for path in found.files:
+        if down.dry_run:
+            proc.plan(f"remove {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     return found.describe() if found else "nothing found"
 
 
@@ -319,7 +369,12 @@ def verify_nothing_remains(down: Teardown) -> str:
     if down.dry_run:
         return "skipped in a dry run"
     config = down.ctx.config
-    remaining = leftovers(config, keep_registry=down.keep_registry, kind_network=down.made_network)
+    remaining = leftovers(
+        config,
+        keep_registry=down.keep_registry,
+        kind_network=down.made_network,
+        keep_images=down.keep_images,
+    )
     if remaining:
         raise LabError(
             f"some of the lab is still here: {remaining.describe()}",
@@ -331,27 +386,54 @@ def verify_nothing_remains(down: Teardown) -> str:
 DOWN: tuple[Step[Teardown], ...] = (
     Step("Removing the lab from your cluster", remove_from_your_cluster),  # lab.up --context
     Step("Deleting the kind cluster", delete_kind_cluster),
-    Step("Removing the lab's containers, volumes and networks", remove_containers),
+    Step("Removing the lab's containers, volumes, networks and images", remove_containers),
     Step("Forgetting the lab's state", forget_state),  # .lab/state.json
     Step("Verifying nothing of the lab remains", verify_nothing_remains),
 )
 
 
-def down(ctx: Context, *, keep_registry: bool = False, dry_run: bool = False) -> None:
-    """Delete the cluster, the registry, the lab's volumes, networks, context and state,
-    then prove nothing is left."""
+def down(
+    ctx: Context, *, keep_registry: bool = False, keep_images: bool = False, dry_run: bool = False
+) -> None:
+    """Delete the cluster, the registry, the lab's volumes, networks, context, images,
+    cache and state, then prove nothing is left; say what is kept, and why."""
     proc.set_dry_run(dry_run)
     engine.client()  # Docker must answer: said once, before anything changes
     state = State.load(ctx.config.state_path)
     wanted = DOWN if (state.get("byo") or {}).get("last_up") else DOWN[1:]
-    teardown = Teardown(ctx, keep_registry, dry_run, state)
+    teardown = Teardown(ctx, keep_registry, dry_run, state, keep_images)
     steps.raise_first_failure(steps.run(wanted, teardown, ctx.ui), context=False)
     if dry_run:
         for action in proc.planned_commands():
             ctx.ui.info(f"  would: {action}")
         return
-    kept = " (registry and its image cache kept)" if keep_registry else ""
-    ctx.ui.info(f"Nothing of the lab remains on this machine{kept}.")
+    ctx.ui.info("Nothing of the lab remains on this machine, except:")
+    for line in kept(ctx.config, keep_registry=keep_registry, keep_images=keep_images):
+        ctx.ui.info(f"  kept: {line}")
+
+
+def kept(config: Config, *, keep_registry: bool, keep_images: bool) -> list[str]:
+    """What `lab.down` leaves on purpose, each with its reason (pure)."""
+    lines = []
+    if keep_registry:
+        lines.append(f"the registry {config.registry_name} and its images (--keep-registry)")
+    if keep_images:
+        lines.append(
+            f"the images lab built ({config.registry_host}/lab/*, "
+            f"{config.toolchain_repository}/*), Trivy's database and "
+            f"{config.state_path / 'cache'} (--keep-images)"
+        )
+    lines += [
+        "the base images the Dockerfiles build from, and kind's node image: Docker's, "
+        "shared with your other builds (`docker image prune` removes unused ones)",
+        f"{config.state_path / 'bin'} (the pinned tools `lab.tools` installed; the next "
+        f"lab.up needs them) and {config.state_path / 'logs'} (the runs' logs, this one's too)",
+    ]
+    return lines
+
+
+def _untag(client: Any, tag: str, _image: Any) -> None:
+    client.images.remove(tag)
 
 
 def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:

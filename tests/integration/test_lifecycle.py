@@ -3,6 +3,7 @@ PATH (they cannot run a cluster here), and the real Docker Engine for teardown."
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 import shutil
@@ -10,9 +11,10 @@ import sys
 import tarfile
 from pathlib import Path
 
+import docker.errors
 import pytest
 
-from lab import cli, config, context, engine, lifecycle, proc, teardown, up
+from lab import cli, config, context, engine, images, lifecycle, proc, teardown, up
 from lab.errors import LabError
 from lab.ui import UI
 from lab.up import cluster as up_cluster
@@ -140,9 +142,16 @@ def _empty_image(client) -> str:
     return tag
 
 
-@pytest.mark.parametrize("keep_registry", [False, True])
+def _labelled_image(client, tag: str, labels: dict[str, str]) -> None:
+    """A one-layer image under `tag` carrying `labels`, built by the real daemon."""
+    client.images.build(
+        fileobj=io.BytesIO(b"FROM lab-test/empty:1\n"), tag=tag, labels=labels, rm=True
+    )
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["everything", "keep-registry-and-images"])
 def test_down_removes_everything_of_the_lab_and_proves_it(
-    fake_bin, tmp_path: Path, keep_registry: bool, capsys: pytest.CaptureFixture[str]
+    fake_bin, tmp_path: Path, keep: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = _docker()
     fake_bin("kind", stdout="")  # no cluster left to delete
@@ -152,12 +161,24 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
             "cluster_name": name,
             "registry_name": f"{name}-registry",
             "state_dir": str(tmp_path / "s"),
+            # Names of their own, so the machine's real lab images are not touched.
+            "registry_port": 40000 + secrets.randbelow(20000),
+            "toolchain_repository": f"{name}-toolchain",
         },
         {},
     )
+    keep_registry = keep
     label = {engine.LAB_LABEL: name}
     image = _empty_image(client)
     other = client.containers.create(image, command=["/none"], name=f"{name}-not-ours")
+    built = f"{cfg.registry_host}/lab/backend:{'a' * 40}"
+    toolchain = f"{cfg.toolchain_repository}/monitor:0123456789ab"
+    unlabelled = f"{cfg.registry_host}/lab/frontend:mine"  # not built by lab: no label
+    _labelled_image(client, built, {images.SERVICE_LABEL: "backend"})
+    _labelled_image(client, unlabelled, {})
+    client.images.get(image).tag(toolchain)
+    (cfg.state_path / "cache").mkdir(parents=True)
+    (cfg.state_path / "cache" / "argocd-install.yaml").write_text("kind: List\n")
     try:
         client.containers.create(image, command=["/none"], name=cfg.registry_name, labels=label)
         client.containers.create(image, command=["/none"], name=f"{name}-extra", labels=label)
@@ -167,17 +188,32 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
         assert found.containers == (f"{name}-extra", cfg.registry_name)
         assert found.volumes == (f"{cfg.registry_name}-data",)
         assert found.networks == (f"{name}-net",)
+        assert found.images == tuple(sorted((built, toolchain)))
+        assert found.files == (str(cfg.state_path / "cache"),)
 
-        teardown.down(cli.Context(config=cfg, ui=UI()), keep_registry=keep_registry)
+        teardown.down(
+            cli.Context(config=cfg, ui=UI()), keep_registry=keep_registry, keep_images=keep
+        )
 
-        assert not teardown.leftovers(cfg, keep_registry=keep_registry)
-        assert "Nothing of the lab remains" in capsys.readouterr().err
+        assert not teardown.leftovers(cfg, keep_registry=keep_registry, keep_images=keep)
+        err = capsys.readouterr().err
+        assert "Nothing of the lab remains on this machine, except:" in err
+        assert ("--keep-images" in err) is keep and ("--keep-registry" in err) is keep
+        assert "the base images the Dockerfiles build from" in err
         registry_kept = [
             c.name for c in client.containers.list(all=True, filters={"name": cfg.registry_name})
         ]
         assert registry_kept == ([cfg.registry_name] if keep_registry else [])
+        present = {tag for i in client.images.list() for tag in i.tags}
+        assert ({built, toolchain} <= present) is keep
+        assert not ({built, toolchain} & present) or keep
+        assert (cfg.state_path / "cache").exists() is keep
+        assert unlabelled in present  # in lab's names but not built by lab: untouched
         client.containers.get(other.id)  # not ours: untouched
     finally:
+        for tag in (built, toolchain, unlabelled):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag)
         for container in client.containers.list(all=True, filters={"name": name}):
             container.remove(force=True)
         for volume in client.volumes.list(filters={"name": name}):

@@ -296,8 +296,29 @@ def test_a_manifest_the_api_server_rejects_fails_deploy_dev_with_its_message(
 
 
 def test_lab_down_leaves_nothing(lab: Lab) -> None:
-    lab.invoke("lab.down")
     client = docker.from_env()
+    ours = f"{lab.config.registry_host}/lab/"
+    # The tier keeps the images' layers under a name of its own, so the next lab.up
+    # (the your-cluster test, the next CI run) builds from cache; lab.down removes
+    # lab's tags and must leave an image another name still holds.
+    held = []
+    for image in client.images.list(filters={"label": "dev.lab.service"}):
+        tags = [t for t in image.tags if t.startswith(ours)]
+        if tags:
+            service = tags[0].removeprefix(ours).split(":")[0]
+            held.append(f"lab-kind-tier-cache/{service}:{image.short_id.split(':')[1]}")
+            image.tag(held[-1])
+    assert held, "lab.up built no images under the lab registry's name"
+
+    down = lab.invoke("lab.down")
+
+    print(down.stderr[-1500:])
+    assert "kept: the base images" in down.stderr, down.stderr
+    tags = {tag for image in client.images.list() for tag in image.tags}
+    assert not [t for t in tags if t.startswith(ours)], sorted(tags)
+    assert not [t for t in tags if t.startswith(f"{lab.config.toolchain_repository}/")]
+    assert set(held) <= tags  # untagged, not deleted: another name holds them
+    assert not (lab.config.state_path / "cache").exists()
     name = lab.config.cluster_name
     assert client.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"}) == []
     assert client.containers.list(all=True, filters={"name": lab.config.registry_name}) == []
