@@ -12,7 +12,7 @@ from typing import Any
 
 from invoke import Collection, task
 
-from lab import cli, operations
+from lab import cli, operations, workshop
 from lab import tools as lab_tools
 
 cli.check_project_config(Path(__file__).resolve().parent)
@@ -119,7 +119,31 @@ def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
          mirror=mirror)  # fmt: skip
 
 
-lab = Collection("lab", doctor, config, up, down, status, creds, tools)
+@task(incrementable=["verbose"], help={**VERBOSE, "name": "e.g. step-3 (letters, digits, . _ -)"})
+def checkpoint_save(c, name, verbose=0, debug=False):
+    """Save the GitOps repository's state as checkpoint NAME (a tag in Gitea)."""
+    _run(c, "lab.checkpoint.save", functools.partial(workshop.save, name=name), verbose, debug)
+
+
+@task(incrementable=["verbose"], help={**VERBOSE, "name": "a saved checkpoint (see list)"})
+def checkpoint_restore(c, name, verbose=0, debug=False):
+    """Move main back to checkpoint NAME and wait until dev and prod are healthy there."""
+    _run(
+        c, "lab.checkpoint.restore", functools.partial(workshop.restore, name=name), verbose, debug
+    )
+
+
+@task(incrementable=["verbose"], help=VERBOSE)
+def checkpoint_list(c, verbose=0, debug=False):
+    """List the saved checkpoints and what each environment ran at each."""
+    _run(c, "lab.checkpoint.list", workshop.list_all, verbose, debug)
+
+
+checkpoint = Collection("checkpoint")
+checkpoint.add_task(checkpoint_save, "save")
+checkpoint.add_task(checkpoint_restore, "restore")
+checkpoint.add_task(checkpoint_list, "list")
+lab = Collection("lab", doctor, config, up, down, status, creds, tools, checkpoint)
 
 # The pipeline's flags, each declared once (name → default, help) for pipeline.run and
 # every pipeline.<stage>; lab.context.PipelineOptions.from_flags reads and checks them.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lab import (
     argocd,
+    checkpoints,
     gitops,
     gitserver,
     proc,
@@ -29,6 +30,8 @@ def seed_gitops(lab: Lab) -> str:
         # Gitea marks a repository non-empty asynchronously after its first push.
         server.wait_for_branch(config.gitops_org, config.gitops_repo, "main", result.revision)
         server.ensure_push_webhook(config.gitops_org, config.gitops_repo)
+        # The first state, for `lab.checkpoint.restore seed` (saved once, then kept).
+        checkpoints.save(remote, checkpoints.SEED, replace=False)
     lab.cluster().apply(
         argocd.repository_secret(config, lab.state["gitea_admin"], lab.state["gitea_token"])
     )
