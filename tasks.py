@@ -51,9 +51,19 @@ def config(c, verbose=0, debug=False):
         "registry": "HOST:PORT of the registry your cluster pulls from (with --context)",
         "recreate": "delete and recreate a cluster made with different pinned settings",
         "dry_run": "print the ordered plan and change nothing",
+        "offline": "use only what a loaded bundle holds (lab.bundle.load); download nothing",
     },
 )
-def up(c, context=None, registry=None, recreate=False, dry_run=False, verbose=0, debug=False):
+def up(
+    c,
+    context=None,
+    registry=None,
+    recreate=False,
+    dry_run=False,
+    offline=False,
+    verbose=0,
+    debug=False,
+):
     """Bring the lab up: registry, kind, Istio, Argo CD, Gitea, the apps. Re-run to resume."""
     _run(
         c,
@@ -65,6 +75,7 @@ def up(c, context=None, registry=None, recreate=False, dry_run=False, verbose=0,
         registry=registry,
         recreate=recreate,
         dry_run=dry_run,
+        offline=offline,
     )
 
 
@@ -139,11 +150,34 @@ def checkpoint_list(c, verbose=0, debug=False):
     _run(c, "lab.checkpoint.list", workshop.list_all, verbose, debug)
 
 
+@task(
+    incrementable=["verbose"],
+    help={
+        **VERBOSE,
+        "output": "the bundle file to write (default lab-bundle-<version>.tar here)",
+        "from_docker": "take every image from the local Docker engine; pull nothing",
+    },
+)
+def bundle_create(c, output=None, from_docker=False, verbose=0, debug=False):
+    """Write one file with every image, tool and database the lab needs (workshops)."""
+    _run(c, "lab.bundle.create", workshop.bundle_create, verbose, debug,
+         output=output, from_docker=from_docker)  # fmt: skip
+
+
+@task(incrementable=["verbose"], help={**VERBOSE, "path": "the bundle file"})
+def bundle_load(c, path, verbose=0, debug=False):
+    """Verify a bundle and load it: images into Docker and the registry, tools, Trivy DB."""
+    _run(c, "lab.bundle.load", functools.partial(workshop.bundle_load, path=path), verbose, debug)
+
+
+bundle = Collection("bundle")
+bundle.add_task(bundle_create, "create")
+bundle.add_task(bundle_load, "load")
 checkpoint = Collection("checkpoint")
 checkpoint.add_task(checkpoint_save, "save")
 checkpoint.add_task(checkpoint_restore, "restore")
 checkpoint.add_task(checkpoint_list, "list")
-lab = Collection("lab", doctor, config, up, down, status, creds, tools, checkpoint)
+lab = Collection("lab", doctor, config, up, down, status, creds, tools, bundle, checkpoint)
 
 # The pipeline's flags, each declared once (name → default, help) for pipeline.run and
 # every pipeline.<stage>; lab.context.PipelineOptions.from_flags reads and checks them.

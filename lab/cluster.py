@@ -44,8 +44,12 @@ MIRRORED_REGISTRIES: dict[str, str] = {
 # -- pure renderers -----------------------------------------------------------------------
 
 
-def kind_config(config: Config) -> dict[str, Any]:
-    """The kind cluster definition: pinned node image, host ports, registry mirror dir."""
+def kind_config(config: Config, node_image: str | None = None) -> dict[str, Any]:
+    """The kind cluster definition: pinned node image, host ports, registry mirror dir.
+
+    `node_image` stands in for the pinned reference when that is the same image under
+    another name: its ID, after a bundle's `docker load` dropped the registry digest.
+    """
     mappings = [
         (config.ingress_node_port, config.ingress_http_port),
         (config.gitea_node_port, config.gitea_http_port),
@@ -58,7 +62,7 @@ def kind_config(config: Config) -> dict[str, Any]:
         "nodes": [
             {
                 "role": "control-plane",
-                "image": config.kind_node_image,
+                "image": node_image or config.kind_node_image,
                 "labels": {CONFIG_HASH_LABEL: settings_hash(config)},
                 "extraPortMappings": [
                     {

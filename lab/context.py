@@ -28,6 +28,7 @@ class UpOptions:
     registry: str | None = None  # HOST:PORT of the registry that cluster pulls from
     recreate: bool = False
     dry_run: bool = False
+    offline: bool = False  # everything from a loaded bundle; nothing downloaded
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import httpx
 import requests.exceptions
 
 from lab import cluster
@@ -365,7 +366,7 @@ def push_images(
     for image in built:
         for reference in image.tags:
             repository, tag = reference.rsplit(":", 1)
-            _push(engine, image.service, repository, tag)
+            push_one(engine, image.service, repository, tag)
 
 
 # Docker 28.3.3 ends a push that carries no X-Registry-Auth header with EOF (moby#50614,
@@ -373,7 +374,7 @@ def push_images(
 NO_CREDENTIALS: dict[str, str] = {}
 
 
-def _push(engine: docker.DockerClient, what: str, repository: str, tag: str) -> None:
+def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) -> None:
     reference = f"{repository}:{tag}"
     try:
         stream = engine.api.push(
@@ -384,6 +385,25 @@ def _push(engine: docker.DockerClient, what: str, repository: str, tag: str) -> 
                 raise _push_failure(what, reference, str(chunk["error"]))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise _push_failure(what, reference, str(error)) from error
+
+
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
+
+
+def registry_has(host: str, repository: str, tag: str) -> bool:
+    """Whether the plain-HTTP registry at `host` holds `repository:tag` (False if down)."""
+    url = f"http://{host}/v2/{repository}/manifests/{tag}"
+    try:
+        return httpx.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def mirror_images(
@@ -411,7 +431,7 @@ def mirror_images(
             engine.api.tag(reference, repository, tag=tag)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise _push_failure("mirrored", target, str(error)) from error
-        _push(engine, "mirrored", repository, tag)
+        push_one(engine, "mirrored", repository, tag)
         pushed.append(target)
     return pushed
 

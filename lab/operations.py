@@ -42,13 +42,24 @@ def show_config(ctx: Context) -> None:
 
 
 def up(
-    ctx: Context, *, context: str | None, registry: str | None, recreate: bool, dry_run: bool
+    ctx: Context,
+    *,
+    context: str | None,
+    registry: str | None,
+    recreate: bool,
+    dry_run: bool,
+    offline: bool = False,
 ) -> None:
     if registry and not context:
         raise LabError("--registry only goes with --context", hint="pass both, or neither")
+    if offline and context:
+        raise LabError(
+            "--offline goes with the lab's own kind cluster, not --context",
+            hint="your cluster pulls from your registry: leave out --offline",
+        )
     lifecycle.up(
         ctx,
-        UpOptions(context=context, registry=registry, recreate=recreate, dry_run=dry_run),
+        UpOptions(context, registry, recreate, dry_run, offline),
     )
 
 

@@ -165,7 +165,7 @@ def scan_images(
     """
     images = list(images)
     client = engine.client()
-    _ensure_cache_volume(client, config)
+    ensure_cache_volume(client, config)
     scanner = scanner_image(client, config)
     if isinstance(scanner, CheckResult):
         return [(CheckResult(image, scanner.status, detail=scanner.detail), []) for image in images]
@@ -186,7 +186,7 @@ def scan_images(
     return [_scan_one(client, scanner, image, offline=offline, config=config) for image in images]
 
 
-def _ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
+def ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
     """Trivy's database cache, labelled so `lab.down` removes it with the rest."""
     try:
         client.volumes.get(CACHE_VOLUME)

@@ -10,13 +10,23 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.status import Status as RichStatus
 from rich.table import Table
 
@@ -115,6 +125,43 @@ class UI:
             self._status.update(f"{self._status_title} … [dim]{_escape(message)}[/dim]")
             return
         self.console.print(f"  [dim]… {_escape(message)}[/dim]")
+
+    @contextmanager
+    def transfer(self, title: str) -> Iterator[Callable[[str, int, int], None]]:
+        """A byte counter for a long copy: `(what, bytes done, bytes in all)`. On a
+        terminal a bar with bytes, speed and time left; elsewhere a line every tenth."""
+        if self.live:
+            self._stop_status()
+            bar = Progress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            task = bar.add_task(title, total=None)
+            with bar:
+                yield lambda what, done, total: bar.update(
+                    task, description=f"{title}: {what}", completed=done, total=total
+                )
+            return
+        started, shown = time.monotonic(), [-1]
+
+        def line(what: str, done: int, total: int) -> None:
+            tenth = done * 10 // total if total else 0
+            if tenth == shown[0]:
+                return
+            shown[0] = tenth
+            elapsed = time.monotonic() - started
+            left = elapsed * (total - done) / done if done else 0.0
+            self.progress(
+                f"{title}: {done / 1024**2:,.0f} of {total / 1024**2:,.0f} MiB "
+                f"({tenth * 10} %), about {_duration(left)} left — {what}"
+            )
+
+        yield line
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         table = Table(title=title, title_justify="left", show_lines=False)

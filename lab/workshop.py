@@ -1,4 +1,5 @@
-"""Workshop mode's tasks: checkpoints to come back to (`lab.checkpoint.*`).
+"""Workshop mode's tasks: checkpoints to come back to (`lab.checkpoint.*`), and the
+offline bundle (`lab.bundle.*`).
 
 `RESTORE` is the whole of `lab.checkpoint.restore`: move main's content back, then wait
 until Argo CD has both environments Synced and Healthy at it.
@@ -6,11 +7,14 @@ until Argo CD has both environments Synced and Healthy at it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from lab import checkpoints, gitserver, k8s, proc, steps
+from lab import __version__, argocd, bundle, checkpoints, gitserver, k8s, proc, steps
 from lab.checkpoints import Checkpoint, Restored
 from lab.cli import Context
+from lab.errors import LabError
 from lab.state import State
 from lab.steps import Step
 from lab.ui import Row
@@ -91,3 +95,50 @@ def list_all(ctx: Context) -> None:
     ctx.ui.table("checkpoints", ("name", "saved (UTC)", "main at", "dev", "prod"), rows)
     if not points:
         ctx.ui.info("No checkpoint yet: `invoke lab.checkpoint.save NAME` saves one.")
+
+
+# -- bundles ------------------------------------------------------------------------------
+
+
+def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> None:
+    config = ctx.config
+    target = Path(output or f"lab-bundle-{__version__}.tar").resolve()
+    if not target.parent.is_dir():
+        raise LabError(f"{target.parent} is not a directory", hint="pass --output PATH/FILE.tar")
+    install = argocd.fetch_install_manifest(config, config.state_path / "cache")
+    ctx.ui.step_started(f"Writing the bundle {target}")
+    began = time.monotonic()
+    manifest = bundle.create(
+        config,
+        target,
+        from_docker=from_docker,
+        install_manifest=install,
+        progress=lambda what, done, total: ctx.ui.progress(f"{what} ({done}/{total} images)"),
+    )
+    ctx.ui.step_finished(
+        f"Writing the bundle {target}", time.monotonic() - began, style="ok",
+        note=bundle.summary_lines(manifest)[0],
+    )  # fmt: skip
+    for note in manifest.notes:
+        ctx.ui.warn(note)
+    ctx.ui.info(
+        f"Give {target.name} ({bundle.describe_size(target.stat().st_size)}) to each "
+        f"participant: `invoke lab.bundle.load {target.name}`, then `invoke lab.up --offline`."
+    )
+
+
+def bundle_load(ctx: Context, *, path: str) -> None:
+    source = Path(path).expanduser().resolve()
+    ctx.ui.step_started(f"Loading the bundle {source.name}")
+    began = time.monotonic()
+    with ctx.ui.transfer("verifying") as progress:
+        loaded = bundle.load(ctx.config, source, progress=progress)
+    ctx.ui.step_finished(
+        f"Loading the bundle {source.name}",
+        time.monotonic() - began,
+        style="ok",
+        note=f"{len(loaded.loaded)} loaded, {len(loaded.present)} already here",
+    )
+    for note in loaded.manifest.notes:
+        ctx.ui.warn(note)
+    ctx.ui.info("Everything `lab.up --offline` needs is here: `invoke lab.up --offline`.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from lab import (
+    bundle,
     cluster,
     engine,
     proc,
@@ -38,7 +39,10 @@ def ensure_cluster(lab: Lab) -> str:
             return "already exists"
     path = config.state_path / "kind-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False), encoding="utf-8")
+    node_image = None if proc.dry_run_enabled() else bundle.node_image(config)
+    path.write_text(
+        yaml.safe_dump(cluster.kind_config(config, node_image), sort_keys=False), encoding="utf-8"
+    )
     network_existed = docker_answers() and _kind_network_exists()
     cluster.create_cluster(config, str(path))
     if proc.dry_run_enabled():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-
 from lab import (
     engine,
     images,
@@ -54,16 +52,4 @@ def _registry_has(lab: Lab, service: str, tag: str) -> bool:
     if lab.byo and lab.options.registry is None:
         return False
     host = lab.options.registry or f"{lab.config.bind_address}:{lab.config.registry_port}"
-    url = f"http://{host}/v2/{images.REPOSITORY_PREFIX}/{service}/manifests/{tag}"
-    accept = ", ".join(
-        (
-            "application/vnd.oci.image.index.v1+json",
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-        )
-    )
-    try:
-        return httpx.head(url, headers={"Accept": accept}, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return images.registry_has(host, f"{images.REPOSITORY_PREFIX}/{service}", tag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lab import (
+    bundle,
     doctor,
     proc,
 )
@@ -23,5 +24,17 @@ def preflight(lab: Lab) -> str:
             f"this machine cannot run the lab yet: {', '.join(c.name for c in blocking)}",
             hint=f"{first.name}: {first.hint} (run `invoke lab.doctor` for the whole table)",
         )
+    if lab.options.offline:
+        missing = bundle.missing_offline(lab.config)
+        if missing:
+            raise LabError(
+                f"--offline, but {len(missing)} thing(s) the lab needs are not here: "
+                + "; ".join(missing),
+                hint="load a bundle first: `invoke lab.bundle.load FILE` (a trainer makes "
+                "one with `invoke lab.bundle.create`); or run without --offline",
+            )
     warnings = [c.name for c in checks if c.status is doctor.Status.WARN]
-    return f"warnings: {', '.join(warnings)}" if warnings else "all checks passed"
+    offline = "; offline: the loaded bundle covers everything" if lab.options.offline else ""
+    if warnings:
+        return f"warnings: {', '.join(warnings)}{offline}"
+    return f"all checks passed{offline}"
