@@ -186,7 +186,7 @@ PIPELINE_FLAGS: dict[str, tuple[Any, str]] = {
     "runner": ("docker", "quality checks in toolchain containers (docker) or on this host"),
     "strict": (False, "fail on UNVERIFIED audits and scans (the default when CI=true)"),
     "lenient": (False, "do not fail on UNVERIFIED (shown all the same)"),
-    "offline": (False, "scan with Trivy's cached vulnerability database"),
+    "offline": (False, "download nothing: local caches, Trivy's cached database, no build network"),
     "allow_dirty": (False, "build a tree with uncommitted changes (images marked -dirty)"),
 }
 STAGES = ("quality", "build", "scan", "deploy-dev", "smoke", "promote")

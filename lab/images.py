@@ -192,11 +192,13 @@ def build_images(
     timeout: float = BUILD_TIMEOUT,
     on_log: LogListener | None = None,
     nocache: bool = False,
+    offline: bool = False,
 ) -> tuple[BuiltImage, ...]:
     """Build every plan, at most `workers` at a time, reusing the Engine's layer cache.
 
     Every build runs to its end; if any failed, the first failure (in plan order) is
-    raised, naming the others too. `nocache` builds every step afresh (benchmarks).
+    raised, naming the others too. `nocache` builds every step afresh (benchmarks);
+    `offline` gives the build's steps no network (what the layer cache lacks fails).
     """
     if not plans:
         return ()
@@ -207,7 +209,13 @@ def build_images(
             (
                 plan,
                 pool.submit(
-                    build_image, engine, plan, timeout=timeout, on_log=on_log, nocache=nocache
+                    build_image,
+                    engine,
+                    plan,
+                    timeout=timeout,
+                    on_log=on_log,
+                    nocache=nocache,
+                    offline=offline,
                 ),
             )
             for plan in plans
@@ -223,6 +231,12 @@ def build_images(
         if others:
             first.message += f" (also failed: {', '.join(others)})"
             first.args = (first.message,)
+        if offline:
+            first.hint = (
+                "offline, a build step has no network: one the layer cache lacks (go mod "
+                "download, npm ci, pip install) cannot run; build once online, or load a "
+                "bundle made after a build"
+            )
         raise first
     return tuple(results)
 
@@ -234,6 +248,7 @@ def build_image(
     timeout: float = BUILD_TIMEOUT,
     on_log: LogListener | None = None,
     nocache: bool = False,
+    offline: bool = False,
 ) -> BuiltImage:
     """Build one plan with the docker SDK, streaming its log; tag it with every tag."""
     if not (plan.context / plan.dockerfile).is_file():
@@ -256,6 +271,7 @@ def build_image(
             rm=True,
             forcerm=True,
             nocache=nocache,
+            network_mode="none" if offline else None,
             decode=True,
             timeout=int(timeout),
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -183,7 +184,38 @@ def scan_images(
             (CheckResult(image, missing_db.status, 0.0, missing_db.detail, missing_db.output), [])
             for image in images
         ]
-    return [_scan_one(client, scanner, image, offline=offline, config=config) for image in images]
+    results = [
+        _scan_one(client, scanner, image, offline=offline, config=config) for image in images
+    ]
+    if not offline:
+        return results
+    age = database_note(_database_metadata(client, scanner), datetime.now(UTC))
+    return [(replace(check, detail=f"{check.detail}; {age}"), found) for check, found in results]
+
+
+def database_note(metadata: str, now: datetime) -> str:
+    """How old the cached database an offline scan used is, from its metadata.json (pure)."""
+    try:
+        stamp = str(json.loads(metadata)["UpdatedAt"])
+        updated = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (ValueError, KeyError, TypeError):
+        return "offline, with a Trivy database of unknown age"
+    days = (now - updated).days
+    return f"offline, with the Trivy database of {updated:%Y-%m-%d} ({days} day(s) old)"
+
+
+def _database_metadata(client: docker.DockerClient, scanner: str) -> str:
+    try:
+        output = client.containers.run(
+            scanner,
+            ["/cache/db/metadata.json"],
+            entrypoint=["cat"],
+            volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "ro"}},
+            remove=True,
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return ""
+    return bytes(output).decode("utf-8", "replace")
 
 
 def ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from lab import argocd, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
+from lab import argocd, bundle, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
@@ -357,12 +357,15 @@ def remove_containers(down: Teardown) -> str:
 
 
 def forget_state(down: Teardown) -> str:
-    path = down.ctx.config.state_path / "state.json"
+    paths = [down.ctx.config.state_path / "state.json"]
+    if not (down.keep_registry and down.keep_images):  # what a loaded bundle put in place
+        paths.append(down.ctx.config.state_path / bundle.RECORD)
     if down.dry_run:
-        proc.plan(f"remove {path}")
+        proc.plan(f"remove {' and '.join(map(str, paths))}")
         return "planned"
-    path.unlink(missing_ok=True)
-    return f"removed {path}"
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return f"removed {paths[0]}"
 
 
 def verify_nothing_remains(down: Teardown) -> str:

@@ -27,7 +27,9 @@ def build_stage(run: Run) -> StageResult:
         registry=registry(run.ctx),
     )
     client = engine.client()
-    built = images.build_images(client, plans, on_log=_build_logger(run))
+    built = images.build_images(
+        client, plans, on_log=_build_logger(run), offline=run.options.offline
+    )
     images.push_images(client, built)
     run.images = {image.service: image.tags[0] for image in built}
     checks = tuple(

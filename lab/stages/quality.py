@@ -11,5 +11,9 @@ from lab.report import StageResult
 
 def quality_stage(run: Run) -> StageResult:
     return quality.run_quality(
-        run.ctx.ui, run.ctx.config, runner=run.options.runner, strict=run.strict
+        run.ctx.ui,
+        run.ctx.config,
+        runner=run.options.runner,
+        strict=run.strict,
+        offline=run.options.offline,
     )

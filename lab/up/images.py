@@ -42,7 +42,10 @@ def ensure_images(lab: Lab) -> str:
     )
     client = engine.client()
     built = images.build_images(
-        client, plans, on_log=lambda service, line: lab.ctx.ui.output(f"[{service}] {line}")
+        client,
+        plans,
+        on_log=lambda service, line: lab.ctx.ui.output(f"[{service}] {line}"),
+        offline=lab.options.offline,
     )
     images.push_images(client, built)
     return f"built and pushed {', '.join(missing)}"

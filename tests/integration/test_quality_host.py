@@ -141,3 +141,24 @@ def test_strict_fails_the_stage_on_an_unverified_audit(tmp_path: Path) -> None:
     strict = run(True)
     assert strict.status is Status.FAILED
     assert strict.checks[0].status is Status.UNVERIFIED  # still shown as unverified
+
+
+def test_offline_the_checks_use_the_local_caches_and_say_what_they_lack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps = copy_apps(tmp_path / "apps")
+
+    def go_vet() -> StageResult:
+        return quality.run_quality(UI(stream=io.StringIO()), Config(), services=("backend",),
+                                   runner="host", strict=False, checks=("go vet",),
+                                   apps_dir=apps, offline=True)  # fmt: skip
+
+    # This machine's module cache holds the backend's modules: offline works from it.
+    (warm,) = go_vet().checks
+    assert warm.status is Status.PASSED, warm
+    # An empty module cache: no download is tried, and the check says why it failed.
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-modcache"))
+    (cold,) = go_vet().checks
+    assert cold.status is Status.FAILED
+    assert cold.detail.startswith(quality.OFFLINE_NOTE), cold.detail
+    assert "GOPROXY=off" in cold.output, cold.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from lab.gitserver import GitServer
 from lab.state import State
 from tests.kind import tier
-from tests.kind.conftest import INVOKE, Lab, prepare
+from tests.kind.conftest import INVOKE, Lab
 
 pytestmark = pytest.mark.kind
 
@@ -31,9 +32,9 @@ INTERRUPT_AT = ("Installing Argo CD", "Running the Git server", "Seeding the Git
 
 
 def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: float = 900) -> str:
-    """Start `invoke lab.up`, send SIGINT a moment after `title` starts; its output."""
+    """Start `invoke lab.up --offline`, send SIGINT a moment after `title` starts; its output."""
     process = subprocess.Popen(
-        [INVOKE, "--search-root", str(tier.REPO), "lab.up"],
+        [INVOKE, "--search-root", str(tier.REPO), "lab.up", "--offline"],
         env={**lab.env, "PYTHONUNBUFFERED": "1"},
         cwd=tier.REPO,
         stdout=subprocess.PIPE,
@@ -61,16 +62,47 @@ def interrupt_during(lab: Lab, title: str, *, after: float = 3.0, deadline: floa
     return output
 
 
+def workshop_bundle(lab: Lab) -> None:
+    """The offline path of a workshop room, on one machine: the trainer makes the bundle
+    from the Docker engine (ours holds the upstream images built here: --from-docker),
+    and a participant, with none of the trainer's cache, loads it."""
+    cache = lab.config.state_path / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    install = tier.CACHE / "bin" / f"argocd-{lab.config.argocd_version}" / "install.yaml"
+    shutil.copyfile(install, cache / f"argocd-{lab.config.argocd_version}-install.yaml")
+    made = lab.work / "workshop.tar"
+    created = lab.invoke("lab.bundle.create", "--from-docker", "--output", str(made))
+    print(created.stderr[-1500:])
+    shutil.rmtree(cache)  # the participant's machine
+    lab.timings["bundle.create"] = lab.timings.pop("lab.bundle.create")
+    lab.timings["bundle size (GiB)"] = made.stat().st_size / 1024**3
+    started = time.monotonic()
+    loaded = lab.invoke("lab.bundle.load", str(made))
+    lab.timings["bundle.load (first)"] = time.monotonic() - started
+    print(loaded.stderr[-1500:])
+    assert "Loading the bundle workshop.tar" in loaded.stderr
+    started = time.monotonic()
+    again = lab.invoke("lab.bundle.load", str(made))
+    lab.timings["bundle.load (again)"] = time.monotonic() - started
+    assert " 0 loaded, " in again.stderr, again.stderr  # nothing present is loaded twice
+    assert (cache / f"argocd-{lab.config.argocd_version}-install.yaml").is_file()
+    made.unlink()  # several GB
+
+
 @pytest.fixture(scope="module")
 def lab(tier_lab: Lab):
     try:
-        prepare(tier_lab.config, tier_lab.art)
+        missing = tier_lab.invoke("lab.up", "--offline", check=False)
+        assert missing.returncode == 1, missing.stderr  # no bundle loaded yet: says so
+        assert "no bundle is loaded here" in missing.stderr, missing.stderr
+        assert "lab.bundle.load" in missing.stderr
+        workshop_bundle(tier_lab)
         whole = time.monotonic()
         for title in INTERRUPT_AT:
             output = interrupt_during(tier_lab, title)
             print(f"interrupted during {title!r}:\n{output[-1500:]}")
         started = time.monotonic()
-        tier_lab.invoke("lab.up")
+        tier_lab.invoke("lab.up", "--offline")
         tier_lab.timings["lab.up (resumed)"] = time.monotonic() - started
         # The first bring-up is all four attempts: three interrupted, one resumed.
         tier_lab.timings["lab.up (first, whole)"] = time.monotonic() - whole
@@ -220,6 +252,33 @@ def test_approve_merges_and_prod_passes_its_smoke_test(lab: Lab) -> None:
     result = lab.invoke("pipeline.approve", "--sha", sha, timeout=1800)
     out = result.stdout + result.stderr
     assert "merged" in out
+
+
+def running_images(lab: Lab, namespace: str) -> list[str]:
+    jsonpath = "{.items[*].spec.template.spec.containers[*].image}"
+    return sorted(lab.kubectl("get", "deploy", "-n", namespace, "-o", f"jsonpath={jsonpath}").split())
+
+
+def test_a_checkpoint_brings_both_environments_back(lab: Lab) -> None:
+    saved = lab.invoke("lab.checkpoint.save", "after-approve")
+    assert "Saved checkpoint after-approve" in saved.stderr, saved.stderr
+    listed = lab.invoke("lab.checkpoint.list").stderr
+    assert "seed" in listed and "after-approve" in listed, listed  # lab.up saved seed
+    assert listed.index("seed") < listed.index("after-approve"), listed  # oldest first
+    promoted = {ns: running_images(lab, ns) for ns in ("demo-dev", "demo-prod")}
+    assert not [i for i in promoted["demo-dev"] if i.endswith(":main") and "/lab/" in i]
+
+    started = time.monotonic()
+    back = lab.invoke("lab.checkpoint.restore", "seed")
+    lab.timings["checkpoint.restore seed"] = time.monotonic() - started
+
+    print(back.stderr[-1500:])
+    for namespace in ("demo-dev", "demo-prod"):
+        ours = [i for i in running_images(lab, namespace) if "/lab/" in i]
+        assert ours and all(i.endswith(":main") for i in ours), (namespace, ours)
+    assert "Back at checkpoint seed" in back.stderr
+    lab.invoke("lab.checkpoint.restore", "after-approve")
+    assert {ns: running_images(lab, ns) for ns in promoted} == promoted
 
 
 def clone_with_change(tmp_path: Path, edit: str, path: str, old: str, new: str) -> Path:

@@ -389,3 +389,13 @@ def test_unknown_runner_is_refused() -> None:
 
     with pytest.raises(LabError, match="unknown runner"):
         quality.run_quality(UI(stream=io.StringIO()), Config(), runner="podman")
+
+
+def test_offline_every_check_runs_from_local_caches_only() -> None:
+    selected = quality.offline_checks(quality.select_checks(quality.ALL, None))
+    for service, checks in selected.items():
+        assert [c.name for c in checks] == [c.name for c in quality.CHECKS[service]]
+        for check in checks:
+            assert dict(check.env).items() >= quality.OFFLINE_ENV.items(), check
+    pip = next(c for c in selected["monitor"] if c.name == "pip install")
+    assert pip.env["PIP_ROOT_USER_ACTION"] == "ignore"  # the check's own settings stay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -108,3 +109,13 @@ def test_trivy_command_ignores_unfixed_and_can_run_offline() -> None:
     assert "--skip-db-update" in online  # the download step fetched it
     assert "--insecure" not in online
     assert "--offline-scan" in scan.trivy_command("x", offline=True)
+
+
+def test_an_offline_scan_says_how_old_its_database_is() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    metadata = '{"Version": 2, "UpdatedAt": "2026-11-28T06:13:41.1Z", "NextUpdate": "x"}'
+    assert scan.database_note(metadata, now) == (
+        "offline, with the Trivy database of 2026-11-28 (4 day(s) old)"
+    )
+    assert "unknown age" in scan.database_note("", now)
+    assert "unknown age" in scan.database_note('{"Version": 2}', now)
