@@ -22,6 +22,7 @@ import pytest
 
 from lab.gitserver import GitServer
 from lab.state import State
+from tests import workshop_guide
 from tests.kind import tier
 from tests.kind.conftest import INVOKE, Lab
 
@@ -260,11 +261,16 @@ def running_images(lab: Lab, namespace: str) -> list[str]:
 
 
 def test_a_checkpoint_brings_both_environments_back(lab: Lab) -> None:
-    saved = lab.invoke("lab.checkpoint.save", "after-approve")
-    assert "Saved checkpoint after-approve" in saved.stderr, saved.stderr
-    listed = lab.invoke("lab.checkpoint.list").stderr
-    assert "seed" in listed and "after-approve" in listed, listed  # lab.up saved seed
-    assert listed.index("seed") < listed.index("after-approve"), listed  # oldest first
+    # The workshop guide's own commands (docs/workshop.md, exercises 2 and 8).
+    save = workshop_guide.command("2. Look around", "lab.checkpoint.save")
+    restore = workshop_guide.command("8. Roll back to a checkpoint", "lab.checkpoint.restore")
+    listing = workshop_guide.command("8. Roll back to a checkpoint", "lab.checkpoint.list")
+    name = save[1]
+    saved = lab.invoke(*save)
+    assert f"Saved checkpoint {name}" in saved.stderr, saved.stderr
+    listed = lab.invoke(*listing).stderr
+    assert "seed" in listed and name in listed, listed  # lab.up saved seed
+    assert listed.index("seed") < listed.index(name), listed  # oldest first
     promoted = {ns: running_images(lab, ns) for ns in ("demo-dev", "demo-prod")}
     assert not [i for i in promoted["demo-dev"] if i.endswith(":main") and "/lab/" in i]
 
@@ -277,7 +283,7 @@ def test_a_checkpoint_brings_both_environments_back(lab: Lab) -> None:
         ours = [i for i in running_images(lab, namespace) if "/lab/" in i]
         assert ours and all(i.endswith(":main") for i in ours), (namespace, ours)
     assert "Back at checkpoint seed" in back.stderr
-    lab.invoke("lab.checkpoint.restore", "after-approve")
+    lab.invoke(*restore)
     assert {ns: running_images(lab, ns) for ns in promoted} == promoted
 
 
