@@ -426,12 +426,16 @@ def kept(config: Config, *, keep_registry: bool, keep_images: bool) -> list[str]
             f"{config.toolchain_repository}/*), Trivy's database and "
             f"{config.state_path / 'cache'} (--keep-images)"
         )
-    lines += [
+    lines.append(
         "the base images the Dockerfiles build from, and kind's node image: Docker's, "
-        "shared with your other builds (`docker image prune` removes unused ones)",
-        f"{config.state_path / 'bin'} (the pinned tools `lab.tools` installed; the next "
-        f"lab.up needs them) and {config.state_path / 'logs'} (the runs' logs, this one's too)",
-    ]
+        "shared with your other builds (`docker image prune` removes unused ones)"
+    )
+    if (config.state_path / "bin").is_dir():
+        lines.append(
+            f"{config.state_path / 'bin'} (the pinned tools `lab.tools` or a bundle "
+            "installed; the next lab.up needs them)"
+        )
+    lines.append(f"{config.state_path / 'logs'} (the runs' logs, this one's too)")
     return lines
 
 

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import pytest
 
-from lab import bundle, config, engine, images
+from lab import bundle, cluster, config, engine, images
 from lab.config import Config
 from lab.errors import LabError
 
@@ -122,3 +122,36 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
                 client.images.remove(ref, force=True)
         for image in client.images.list(name=f"{cfg.registry_host}/quay.io/lab-bundle-test/app"):
             client.images.remove(image.id, force=True)
+
+
+def test_a_node_image_pinned_by_digest_is_found_by_id_after_loading(
+    client: docker.DockerClient, lab_config: Config, tmp_path: Path
+) -> None:
+    # A node image pinned as name:tag@digest, as lab pins kindest/node. The digest comes
+    # from a registry; `docker load` cannot restore it, so kind gets the image by ID.
+    base = lab_config
+    cluster.ensure_registry(client, base)
+    name = f"{base.registry_host}/lab-bundle-test/node"
+    token = secrets.token_hex(4)
+    image_id = _tiny_image(client, f"{name}:{token}", token)
+    images.push_one(client, "node", name, token)
+    digest = next(d for d in client.images.get(image_id).attrs["RepoDigests"] if d.startswith(name))
+    pinned = f"{name}:{token}@{digest.split('@')[1]}"
+    cfg = config.load({**{k: getattr(base, k) for k in ("cluster_name", "registry_name",
+                       "registry_port", "state_dir")}, "kind_node_image": pinned}, {})  # fmt: skip
+    output = tmp_path / "node.tar"
+    try:
+        bundle.create(cfg, output, from_docker=True, install_manifest="", progress=lambda *_: None,
+                      wanted=[(pinned, "docker")], tool_specs=())  # fmt: skip
+        assert bundle.node_image(cfg) == pinned  # nothing loaded yet: the pin as it is
+        client.images.remove(image_id, force=True)
+
+        bundle.load(cfg, output, progress=lambda *_: None)
+
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(pinned)  # the digest is gone, as on a participant's laptop
+        assert bundle.node_image(cfg) == image_id
+        assert client.images.get(bundle.node_image(cfg)).id == image_id
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(image_id, force=True)
