@@ -71,6 +71,7 @@ type request struct {
 	path   string      // below the gateway URL, or an absolute URL
 	token  string      // bearer token, if any
 	body   any         // sent as JSON when not nil
+	form   url.Values  // sent as an HTML form when not nil (the monitor's pages)
 	header http.Header // more headers, e.g. x-version
 	accept string      // default application/json
 }
@@ -103,6 +104,10 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 	}
 	ex := &exchange{method: r.method, url: target, path: r.path, reqHeader: http.Header{}, timeout: c.timeout}
 	var body io.Reader
+	if r.form != nil {
+		ex.reqBody = []byte(r.form.Encode())
+		body = bytes.NewReader(ex.reqBody)
+	}
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {
@@ -128,6 +133,9 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if r.token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.token)

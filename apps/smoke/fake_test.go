@@ -62,6 +62,11 @@ type fakeStack struct {
 	failRoute   map[string]int           // "METHOD /pattern" → status answered instead
 	delayRoute  map[string]time.Duration // "METHOD /pattern" → delay before answering
 
+	monitorDown    map[string]bool // variant pinned → its monitor cannot reach the backend
+	monitorRefuses map[string]bool // "password" or "delete" → the backend refuses that action
+	monitorLies    bool            // the monitor says it reset a password, and did not
+
+	sessions   map[string]*fakeSession // the monitor's session cookie → session
 	users      map[string]*fakeUser
 	registered []string          // names registered, in order
 	tokens     map[string]string // token → username
@@ -84,6 +89,8 @@ func newFakeStack(t *testing.T) *fakeStack {
 		delayRoute:  map[string]time.Duration{},
 		users:       map[string]*fakeUser{fakeAdmin: {password: fakeAdminPassword, group: "alpha", role: "admin"}},
 		tokens:      map[string]string{},
+		monitorDown: map[string]bool{}, monitorRefuses: map[string]bool{},
+		sessions: map[string]*fakeSession{},
 	}
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
@@ -205,9 +212,41 @@ func newFakeStack(t *testing.T) *fakeStack {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, "<!doctype html><title>Lab status</title><h1>Status</h1>")
+		f.dashboard(w, f.session(w, r))
 	})
+	// The monitor's admin forms (apps/monitor/monitor/views.py): each checks the
+	// session's CSRF token, calls the backend's rules, flashes and answers 303.
+	route("POST /status/login", f.monitorForm(false, func(m *fakeSession, r *http.Request) string {
+		u, ok := f.users[r.PostFormValue("username")]
+		if !ok || u.password != r.PostFormValue("password") || u.role != "admin" {
+			return "Login failed: invalid username or password"
+		}
+		m.admin, m.csrf = r.PostFormValue("username"), fmt.Sprintf("csrf-%d", len(f.sessions))
+		return "Logged in as " + m.admin + "."
+	}))
+	route("POST /status/users/{name}/password", f.monitorForm(true, func(m *fakeSession, r *http.Request) string {
+		name := r.PathValue("name")
+		u, ok := f.users[name]
+		if !ok || len(r.PostFormValue("password")) < 8 || f.monitorRefuses["password"] {
+			return "Could not reset the password of " + name + ": user not found"
+		}
+		if !f.monitorLies {
+			u.password = r.PostFormValue("password")
+		}
+		return "Password of " + name + " reset."
+	}))
+	route("POST /status/users/{name}/delete", f.monitorForm(true, func(m *fakeSession, r *http.Request) string {
+		name := r.PathValue("name")
+		if _, ok := f.users[name]; !ok || f.monitorRefuses["delete"] {
+			return "Could not delete " + name + ": user not found"
+		}
+		delete(f.users, name)
+		return "Deleted user " + name + "."
+	}))
+	route("POST /status/logout", f.monitorForm(false, func(m *fakeSession, r *http.Request) string {
+		m.admin = ""
+		return "Logged out."
+	}))
 	route("GET /status/api/summary", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, f.summary(f))
 	})
@@ -324,4 +363,60 @@ func (f *fakeStack) set(change func(f *fakeStack)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	change(f)
+}
+
+// fakeSession is one monitor session: its CSRF token, the admin logged in, messages.
+type fakeSession struct {
+	csrf, admin string
+	flashes     []string
+}
+
+// session finds the request's monitor session, or starts one (setting the cookie).
+func (f *fakeStack) session(w http.ResponseWriter, r *http.Request) *fakeSession {
+	if c, err := r.Cookie("monitor_session"); err == nil && f.sessions[c.Value] != nil {
+		return f.sessions[c.Value]
+	}
+	id := fmt.Sprintf("session-%d", len(f.sessions)+1)
+	m := &fakeSession{csrf: "csrf-" + id}
+	f.sessions[id] = m
+	http.SetCookie(w, &http.Cookie{Name: "monitor_session", Value: id, Path: "/status", HttpOnly: true})
+	return m
+}
+
+// dashboard is the monitor's page: its messages, its forms, and the users for an admin.
+func (f *fakeStack) dashboard(w http.ResponseWriter, m *fakeSession) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, "<!doctype html><title>lab monitor</title><h1>lab monitor</h1><main>")
+	for _, msg := range m.flashes {
+		fmt.Fprintf(w, "<p class=\"flash info\" role=\"status\">%s</p>", msg)
+	}
+	m.flashes = nil
+	fmt.Fprintf(w, `<form method="post" action="/status/login"><input type="hidden" name="csrf_token" value="%s"></form>`, m.csrf)
+	if m.admin != "" {
+		for name := range f.users {
+			fmt.Fprintf(w, `<form method="post" action="/status/users/%s/delete"><input type="hidden" name="csrf_token" value="%s"></form>`, name, m.csrf)
+		}
+	}
+	fmt.Fprint(w, "</main>")
+}
+
+// monitorForm is one of the monitor's POST handlers: CSRF checked (400 without it, as
+// csrf.protect), the admin session required when admin, the action's message flashed.
+func (f *fakeStack) monitorForm(admin bool, action func(*fakeSession, *http.Request) string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m := f.session(w, r)
+		if r.PostFormValue("csrf_token") != m.csrf {
+			http.Error(w, "CSRF token missing or invalid; reload the page and try again.", http.StatusBadRequest)
+			return
+		}
+		switch {
+		case admin && m.admin == "":
+			m.flashes = append(m.flashes, "Log in as an administrator first.")
+		case f.monitorDown[r.Header.Get("x-version")]:
+			m.flashes = append(m.flashes, "Could not reach the backend: connection refused")
+		default:
+			m.flashes = append(m.flashes, action(m, r))
+		}
+		http.Redirect(w, r, "/status/", http.StatusSeeOther)
+	}
 }

@@ -50,7 +50,8 @@ var allChecks = []string{
 	"frontend asset", "monitor page", "monitor summary", "user register",
 	"user login", "user profile", "admin login", "admin lists user",
 	"user changes password", "user login with new password",
-	"admin deletes user", "second delete is 404",
+	"monitor v1 resets password", "monitor v2 resets password",
+	"monitor deletes user", "second delete is 404",
 }
 
 // okLine matches the line of a passed check.
@@ -88,7 +89,7 @@ func failedAt(t *testing.T, r result, check, reason string) {
 	if !strings.Contains(r.stdout, "\n  request:  ") || !strings.Contains(r.stdout, "\n  response: ") {
 		t.Errorf("failure prints no request and response evidence")
 	}
-	if !strings.HasSuffix(r.stdout, "smoke: FAILED at "+check+" ("+strconv.Itoa(i)+" of 17 checks passed)\n") {
+	if !strings.HasSuffix(r.stdout, "smoke: FAILED at "+check+" ("+strconv.Itoa(i)+" of "+strconv.Itoa(len(allChecks))+" checks passed)\n") {
 		t.Errorf("output does not end with the failure summary")
 	}
 }
@@ -113,7 +114,7 @@ func TestHealthyStackPassesEveryCheckAndLeavesNoUser(t *testing.T) {
 	if got := passedChecks(r.stdout); strings.Join(got, ",") != strings.Join(allChecks, ",") {
 		t.Errorf("passed checks = %q, want %q in that order", got, allChecks)
 	}
-	if !strings.HasSuffix(r.stdout, "\nsmoke: 17 checks passed\n") {
+	if !strings.HasSuffix(r.stdout, "\nsmoke: "+strconv.Itoa(len(allChecks))+" checks passed\n") {
 		t.Errorf("output does not end with the summary line")
 	}
 	if strings.Contains(r.stdout, "FAIL") || r.stderr != "" {
@@ -129,6 +130,14 @@ func TestHealthyStackPassesEveryCheckAndLeavesNoUser(t *testing.T) {
 	}
 	if !f.saw("GET " + fakeAsset) {
 		t.Errorf("the JS asset referenced by the shell was not fetched")
+	}
+	for _, v := range variants { // the monitor's admin page, through each variant
+		if !f.saw("POST /status/login " + v) {
+			t.Errorf("no admin login on the monitor pinned to %s", v)
+		}
+	}
+	if !f.saw("POST /status/users/smoke-") {
+		t.Errorf("the monitor's admin forms were not used")
 	}
 }
 
@@ -351,26 +360,65 @@ func TestWrongAdminPasswordFailsAndCleanupSaysToDeleteByHand(t *testing.T) {
 	}
 }
 
-func TestFailedDeleteIsRetriedByCleanup(t *testing.T) {
+func TestMonitorThatCannotDeleteFailsAndCleanupDeletesThroughTheBackend(t *testing.T) {
 	f := newFakeStack(t)
-	var deletes int
-	f.set(func(f *fakeStack) { f.failRoute["DELETE /api/users/{name}"] = http.StatusServiceUnavailable })
+	f.set(func(f *fakeStack) { f.monitorRefuses["delete"] = true })
 
 	r := runSmoke(t, env(f.URL))
 
-	failedAt(t, r, "admin deletes user", "admin cannot delete smoke-")
-	f.mu.Lock()
-	for _, req := range f.requests {
-		if strings.HasPrefix(req, "DELETE ") {
-			deletes++
-		}
+	failedAt(t, r, "monitor deletes user", "monitor v2 could not delete smoke-")
+	if !strings.Contains(r.stdout, "user not found") {
+		t.Errorf("the monitor's own message is not shown")
 	}
-	f.mu.Unlock()
-	if deletes != 2 {
-		t.Errorf("DELETE requests = %d, want the check's and the cleanup's", deletes)
+	if !strings.Contains(r.stdout, "\ncleanup: deleted user smoke-") || len(f.smokeUsers()) != 0 {
+		t.Errorf("cleanup did not delete the user: %v", f.smokeUsers())
 	}
-	if !strings.Contains(r.stdout, "\ncleanup: could not delete user smoke-") {
-		t.Errorf("cleanup does not report its failure")
+}
+
+func TestAMonitorVariantThatCannotReachTheBackendFails(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v, func(t *testing.T) {
+			f := newFakeStack(t)
+			f.set(func(f *fakeStack) { f.monitorDown[v] = true })
+
+			r := runSmoke(t, env(f.URL))
+
+			failedAt(t, r, "monitor "+v+" resets password",
+				"monitor "+v+": admin login did not succeed: info: Could not reach the backend")
+			if len(f.smokeUsers()) != 0 {
+				t.Errorf("users left behind: %v", f.smokeUsers())
+			}
+		})
+	}
+}
+
+func TestAPasswordTheMonitorCouldNotResetFails(t *testing.T) {
+	f := newFakeStack(t)
+	f.set(func(f *fakeStack) { f.monitorRefuses["password"] = true })
+
+	r := runSmoke(t, env(f.URL))
+
+	failedAt(t, r, "monitor v1 resets password", "monitor v1 could not reset the password of smoke-")
+}
+
+func TestAResetTheMonitorReportsButTheBackendNeverGotFails(t *testing.T) {
+	f := newFakeStack(t)
+	f.set(func(f *fakeStack) { f.monitorLies = true }) // says "reset", changes nothing
+
+	r := runSmoke(t, env(f.URL))
+
+	failedAt(t, r, "monitor v1 resets password", "(password set by monitor v1) cannot log in (POST /api/login → 401")
+}
+
+func TestMonitorThatRefusesTheAdminLoginFails(t *testing.T) {
+	f := newFakeStack(t)
+	f.set(func(f *fakeStack) { f.failRoute["POST /status/login"] = http.StatusBadRequest })
+
+	r := runSmoke(t, env(f.URL))
+
+	failedAt(t, r, "monitor v1 resets password", "monitor v1: admin login (POST /status/login → 400")
+	if strings.Contains(r.stdout, fakeAdminPassword) || strings.Contains(r.stdout, "session-1") {
+		t.Errorf("the admin password or the monitor's session cookie is printed:\n%s", r.stdout)
 	}
 }
 
