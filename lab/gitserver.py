@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from lab import proc
+from lab import proc, wait
 from lab.config import Config
-from lab.errors import LabError, WaitTimeout
+from lab.errors import LabError
 
 # Where the manifests that run Gitea in the cluster live (see its README.md).
 MANIFESTS_DIR = Path(__file__).parent / "resources" / "gitea"
@@ -160,18 +160,18 @@ class GitServer:
 
     def wait_until_healthy(self, timeout: float, *, interval: float = 0.5) -> None:
         """Wait until Gitea's /api/healthz answers 200, or raise `WaitTimeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            healthy, observed = self.is_healthy()
-            if healthy:
-                return
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(
-                    f"Gitea at {self.base_url} did not become healthy within {timeout:g}s",
-                    last_observation=observed,
-                    hint="check Gitea's pod and its logs (`kubectl -n gitea logs deploy/gitea`)",
-                )
-            self._sleep(interval)
+
+        def look() -> wait.Observation:
+            return wait.Observation(*self.is_healthy())
+
+        wait.until(
+            f"Gitea at {self.base_url} to answer /api/healthz",
+            look,
+            timeout=timeout,
+            interval=interval,
+            sleep=self._sleep,
+            hint="check Gitea's pod and its logs (`kubectl -n gitea logs deploy/gitea`)",
+        )
 
     def whoami(self) -> str:
         """The login of the user the credentials belong to (checks that they work)."""
@@ -243,23 +243,27 @@ class GitServer:
         Right after a push, and above all the first push into an empty repository, the
         API may still answer as before it; pull requests opened then can fail.
         """
-        deadline = time.monotonic() + timeout
-        delay = 0.1
         path = f"/repos/{org}/{repo}/branches/{branch}"
-        while True:
-            response = self._request("GET", path, allow=(404, 409, 500))
+
+        def look() -> wait.Observation:
+            try:
+                response = self._request("GET", path, allow=(404, 409, 500))
+            except LabError as error:  # unreachable, or refused: waiting cannot help
+                return wait.Observation(False, error.message, failed=True, hint=error.hint)
             current = response.json()["commit"]["id"] if response.status_code == 200 else None
-            if current == sha:
-                return
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(
-                    f"Gitea at {self.base_url} did not show branch {branch} of {org}/{repo} "
-                    f"at {sha[:12]} within {timeout:g}s",
-                    last_observation=f"GET {path}: HTTP {response.status_code} {_short(response)}",
-                    hint="see Gitea's log (`kubectl -n gitea logs deploy/gitea`)",
-                )
-            self._sleep(delay)
-            delay = min(delay * 2, 1.0)
+            seen = f"GET {path}: HTTP {response.status_code} {_short(response)}"
+            return wait.Observation(current == sha, seen)
+
+        wait.until(
+            f"Gitea at {self.base_url} to show branch {branch} of {org}/{repo} at {sha[:12]}",
+            look,
+            timeout=timeout,
+            interval=0.1,
+            backoff=2.0,
+            max_interval=1.0,
+            sleep=self._sleep,
+            hint="see Gitea's log (`kubectl -n gitea logs deploy/gitea`)",
+        )
 
     # -- pull requests -------------------------------------------------------------------
 
@@ -348,37 +352,44 @@ class GitServer:
             payload["head_commit_id"] = expected_head
         if message:
             payload["merge_message_field"] = message
-        deadline = time.monotonic() + timeout
-        delay = 0.25
-        while True:
-            current = self.get_pull_request(org, repo, number)
-            if current.merged:
-                return current
-            if current.state != "open":
-                raise LabError(
-                    f"pull request #{number} in {org}/{repo} at {self.base_url} is closed "
-                    "without being merged",
-                    hint=f"reopen it in Gitea ({current.url}) or run the promotion again",
-                )
-            response = self._request("POST", path, json=payload, allow=_MERGE_ANSWERS)
+        def look() -> wait.Observation:
+            try:
+                current = self.get_pull_request(org, repo, number)
+                if current.merged:
+                    return wait.Observation(True, "merged")
+                if current.state != "open":
+                    return wait.Observation(
+                        False,
+                        "it is closed without being merged",
+                        failed=True,
+                        hint=f"reopen it in Gitea ({current.url}) or run the promotion again",
+                    )
+                response = self._request("POST", path, json=payload, allow=_MERGE_ANSWERS)
+            except LabError as error:  # unreachable, or refused: waiting cannot help
+                return wait.Observation(False, error.message, failed=True, hint=error.hint)
             if response.status_code not in _MERGE_ANSWERS:
-                break
+                return wait.Observation(True, "merge accepted")
+            answer = f"HTTP {response.status_code}: {_message(response)}"
             if not merge_retryable(response.status_code, _message(response)):
-                raise LabError(
-                    f"Gitea at {self.base_url} would not merge pull request #{number} in "
-                    f"{org}/{repo} (HTTP {response.status_code}: {_message(response)})",
+                return wait.Observation(
+                    False,
+                    answer,
+                    failed=True,
                     hint=f"open {current.url} to see why (conflicts? branch protection? "
                     "a newer push to the branch?)",
                 )
-            if time.monotonic() >= deadline:
-                raise LabError(
-                    f"Gitea at {self.base_url} would not merge pull request #{number} in "
-                    f"{org}/{repo} within {timeout:g}s "
-                    f"(HTTP {response.status_code}: {_message(response)})",
-                    hint=f"open {current.url} to see why (conflicts? branch protection?)",
-                )
-            self._sleep(delay)
-            delay = min(delay * 2, 2.0)
+            return wait.Observation(False, answer)  # still checking, or the base moved
+
+        wait.until(
+            f"Gitea at {self.base_url} to merge pull request #{number} in {org}/{repo}",
+            look,
+            timeout=timeout,
+            interval=0.25,
+            backoff=2.0,
+            max_interval=2.0,
+            sleep=self._sleep,
+            hint="open the pull request in Gitea to see why (conflicts? branch protection?)",
+        )
         merged = self.get_pull_request(org, repo, number)
         if not merged.merged:
             raise LabError(

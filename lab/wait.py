@@ -23,6 +23,7 @@ class Observation:
     done: bool
     seen: str
     failed: bool = False
+    hint: str | None = None  # what to do, when failed says so
 
 
 def until(
@@ -34,6 +35,9 @@ def until(
     report: Callable[[str], None] | None = None,
     report_every: float = 15.0,
     hint: str | None = None,
+    backoff: float = 1.0,
+    max_interval: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Observation:
     """Call `look` until it reports done or `timeout` seconds pass.
 
@@ -41,7 +45,7 @@ def until(
     message becomes the observation. Every `report_every` seconds, `report` receives a
     line saying what we wait for, for how long, and what we last saw. On timeout,
     `WaitTimeout` carries the last observation; a failed observation raises `LabError`
-    at once.
+    at once. The pause starts at `interval` and grows by `backoff` up to `max_interval`.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -57,7 +61,7 @@ def until(
         if last.failed:
             raise LabError(
                 f"gave up waiting for {what}: {last.seen}",
-                hint=hint or "see the diagnostics bundle; fix the cause and re-run",
+                hint=last.hint or hint or "see the diagnostics bundle; fix the cause and re-run",
             )
         now = time.monotonic()
         if now >= deadline:
@@ -69,4 +73,5 @@ def until(
         if report is not None and now >= next_report:
             report(f"waiting for {what} ({now - started:.0f}s of {timeout:g}s): {last.seen}")
             next_report = now + report_every
-        time.sleep(min(interval, max(0.0, deadline - now)))
+        sleep(min(interval, max(0.0, deadline - now)))
+        interval = min(interval * backoff, max_interval or interval * backoff)

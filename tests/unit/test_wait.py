@@ -66,3 +66,33 @@ def test_a_failed_observation_stops_at_once_with_what_was_seen() -> None:
     assert not isinstance(caught.value, WaitTimeout)
     assert "backend-v2 to roll out" in caught.value.message
     assert "progress deadline exceeded" in caught.value.message
+
+
+def test_the_pause_grows_by_the_backoff_up_to_its_ceiling() -> None:
+    pauses: list[float] = []
+    looks = iter([False] * 5 + [True])
+
+    wait.until(
+        "the fifth look",
+        lambda: wait.Observation(next(looks), "seen"),
+        timeout=60,
+        interval=0.1,
+        backoff=2.0,
+        max_interval=0.5,
+        sleep=pauses.append,
+    )
+
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
+
+
+def test_a_failed_observation_gives_its_own_hint() -> None:
+    with pytest.raises(LabError) as caught:
+        wait.until(
+            "a merge",
+            lambda: wait.Observation(False, "closed", failed=True, hint="reopen it"),
+            timeout=60,
+            hint="the general advice",
+            sleep=lambda _: None,
+        )
+    assert caught.value.message == "gave up waiting for a merge: closed"
+    assert caught.value.hint == "reopen it"

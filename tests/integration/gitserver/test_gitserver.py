@@ -83,7 +83,9 @@ def test_merge_refuses_a_head_that_is_not_the_expected_commit(
     with repo.gitea.client() as server:
         # "head out of date" is final: it fails at once, not at the end of the deadline
         # (a short deadline here once made this test race Gitea's mergeability check).
-        with pytest.raises(LabError, match=f"Gitea at {repo.gitea.url} would not merge") as caught:
+        with pytest.raises(
+            LabError, match=f"gave up waiting for Gitea at {repo.gitea.url} to merge"
+        ) as caught:
             server.merge_pull_request(ORG, repo.name, number, expected_head="0" * 40)
         assert "HTTP 409: head out of date" in caught.value.message
         assert not server.get_pull_request(ORG, repo.name, number).merged
@@ -140,7 +142,9 @@ def test_waiting_for_a_stopped_server_times_out_saying_what_it_saw(stopped_gitea
         server.wait_until_healthy(1.0, interval=0.2)
 
     error = caught.value
-    assert error.message == f"Gitea at {stopped_gitea_url} did not become healthy within 1s"
+    assert error.message == (
+        f"timed out after 1s waiting for Gitea at {stopped_gitea_url} to answer /api/healthz"
+    )
     assert f"GET {stopped_gitea_url}/api/healthz" in error.last_observation
 
 
