@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker.errors
+import requests.exceptions
 import yaml
 
 from lab import __version__, argocd, cluster, doctor, engine, images, proc, quality, tools
@@ -52,6 +53,29 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 RECORD = "bundle.json"  # under the state directory: what the last load put where
 CHUNK = 1 << 20
+# docker save and load of a GB image answer only when done: the engine client's
+# connect-sized read timeout is far too short for them.
+TRANSFER_TIMEOUT = 3600
+
+
+def _client() -> Any:
+    client = engine.client()
+    client.api.timeout = TRANSFER_TIMEOUT
+    return client
+
+
+@contextmanager
+def _docker(what: str) -> Iterator[None]:
+    """Docker's errors while saving or loading, as one clear error."""
+    try:
+        yield
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise LabError(
+            f"Docker could not {what}: {str(error).splitlines()[0] if str(error) else error!r}",
+            hint="is Docker Engine up and its disk not full? (`docker system df`)",
+        ) from error
+
+
 _BASE_ARG = re.compile(r"^ARG [A-Z]+_IMAGE=(\S+)$", re.MULTILINE)
 DEMO_REDIS = (
     Path(__file__).resolve().parent.parent / "gitops" / "redis" / "base" / "deployment.yaml"
@@ -208,7 +232,7 @@ def create(
     `wanted` (reference, role) defaults to everything the lab runs (`wanted_images`),
     plus the toolchains and `:main` app images this machine has.
     """
-    client = engine.client()
+    client = _client()
     toolchains: list[tuple[str, str]] = []
     if wanted is None:
         wanted = wanted_images(config, install_manifest)
@@ -222,7 +246,7 @@ def create(
             member = f"images/{number:02d}.tar"
             path = staging / member
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as out:
+            with open(path, "wb") as out, _docker(f"save {reference}"):
                 for chunk in image.save(chunk_size=CHUNK, named=_saveable_name(image, reference)):
                     out.write(chunk)
             items.append(Item("image", reference, member, _sha256(path), path.stat().st_size,
@@ -286,9 +310,13 @@ def _local_or_pulled(client: Any, reference: str, *, from_docker: bool) -> Any:
 
 
 def _saveable_name(image: Any, reference: str) -> str | bool:
-    """docker save names what it saves by a tag; a digest reference has none of its own."""
-    if "@" not in reference:
-        return reference
+    """The tag docker save names the image by: the reference as Docker spells it
+    (`istio/pilot:1.30.0` for `docker.io/istio/pilot:1.30.0`), or for a digest
+    reference, which is no tag, the image's first tag."""
+    short = reference.removeprefix("docker.io/").removeprefix("library/")
+    for tag in image.tags:
+        if tag in (reference, short):
+            return str(tag)
     return next(iter(image.tags), False)
 
 
@@ -315,6 +343,11 @@ def _save_trivy_db(client: Any, config: Config, staging: Path) -> Item | None:
         return None
     target = staging / "trivy" / "db.tar"
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _docker("read Trivy's database"):
+        return _copy_trivy_db(client, config, target)
+
+
+def _copy_trivy_db(client: Any, config: Config, target: Path) -> Item | None:
     container = client.containers.create(
         config.trivy_image,
         entrypoint=["sh", "-c", "test -s /cache/db/trivy.db"],
@@ -390,7 +423,7 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
             hint="use a bundle made by this version of lab, or make one: "
             "`invoke lab.bundle.create` on a machine with the internet",
         )
-    client = engine.client()
+    client = _client()
     result = Loaded(manifest)
     needed = {item.member: item for item in manifest.items if not _present(client, config, item)}
     result.present = [i.name for i in manifest.items if i.member not in needed]
@@ -480,7 +513,7 @@ def _apply(client: Any, config: Config, item: Item, staged: Path | None) -> None
     """Put one verified item in place; `staged` is its bytes (None: Docker has the image)."""
     if item.kind == "image":
         if staged is not None:
-            with open(staged, "rb") as handle:
+            with open(staged, "rb") as handle, _docker(f"load {item.name}"):
                 client.images.load(handle)
         if not _has_image(client, item.image_id):
             raise LabError(f"loading {item.name} gave no image {item.image_id[:19]}")
@@ -519,6 +552,11 @@ def _load_trivy_db(client: Any, config: Config, staged: Path) -> None:
     from lab import scan
 
     scan.ensure_cache_volume(client, config)  # labelled: lab.down removes it
+    with _docker("write Trivy's database"):
+        _put_trivy_db(client, config, staged)
+
+
+def _put_trivy_db(client: Any, config: Config, staged: Path) -> None:
     container = client.containers.create(
         config.trivy_image,
         entrypoint=["sh", "-c", "true"],
