@@ -29,7 +29,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -45,7 +44,7 @@ import docker.errors
 import requests.exceptions
 import yaml
 
-from lab import __version__, argocd, cluster, doctor, engine, images, proc, quality, tools
+from lab import __version__, argocd, cluster, doctor, engine, images, proc, tools
 from lab.config import Config
 from lab.errors import LabError
 
@@ -76,7 +75,6 @@ def _docker(what: str) -> Iterator[None]:
         ) from error
 
 
-_BASE_ARG = re.compile(r"^ARG [A-Z]+_IMAGE=(\S+)$", re.MULTILINE)
 DEMO_REDIS = (
     Path(__file__).resolve().parent.parent / "gitops" / "redis" / "base" / "deployment.yaml"
 )
@@ -138,16 +136,9 @@ class Manifest:
 # -- what goes in (pure) ------------------------------------------------------------------
 
 
-def dockerfile_bases(apps_dir: Path = images.APPS_DIR) -> tuple[str, ...]:
-    """The images the Dockerfiles build FROM (their `ARG *_IMAGE=` defaults), and the
-    quality stage's toolchains (the same names, by docs/base-images.md)."""
-    found = [
-        match
-        for dockerfile in sorted(apps_dir.glob("*/Dockerfile"))
-        for match in _BASE_ARG.findall(dockerfile.read_text(encoding="utf-8"))
-    ]
-    found += [toolchain.image for toolchain in quality.TOOLCHAINS.values()]
-    return tuple(sorted(set(found)))
+def dockerfile_bases(config: Config) -> tuple[str, ...]:
+    """The images the Dockerfiles build FROM, which the quality toolchains run in too."""
+    return tuple(sorted(set(config.base_images.values())))
 
 
 def pins(config: Config) -> dict[str, str]:
@@ -163,7 +154,7 @@ def pins(config: Config) -> dict[str, str]:
         "gitea_image": config.gitea_image,
         "registry_image": config.registry_image,
         "trivy_image": config.trivy_image,
-        "bases": " ".join(dockerfile_bases()),
+        "bases": " ".join(dockerfile_bases(config)),
     }
 
 
@@ -179,7 +170,7 @@ def mismatches(made_for: dict[str, str], ours: dict[str, str]) -> list[str]:
 def wanted_images(config: Config, install_manifest: str) -> list[tuple[str, str]]:
     """(reference, role) of every image the lab and the pipeline run (pure but for files)."""
     docker_side = [config.kind_node_image, config.registry_image, config.trivy_image]
-    docker_side += dockerfile_bases()
+    docker_side += dockerfile_bases(config)
     mirrored = [f"{config.istio_hub}/pilot:{config.istio_version}"]
     if config.istio_data_plane == "sidecars":
         mirrored.append(f"{config.istio_hub}/proxyv2:{config.istio_version}")

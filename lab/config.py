@@ -54,6 +54,14 @@ class Config:
     registry_image: str = "registry:3"
     trivy_image: str = "aquasec/trivy:0.68.2"
     kustomize_version: str = "v5.8.1"
+    # The base images the apps' Dockerfiles build FROM (passed as their build args, whose
+    # defaults in each Dockerfile are the same: a unit test checks), which the quality
+    # stage's docker runner also runs the checks in. docs/base-images.md says how and
+    # when they are refreshed.
+    go_image: str = "golang:1.26-trixie"  # GO_IMAGE: backend, smoke
+    nodejs_image: str = "node:20-trixie-slim"  # NODE_IMAGE: the frontend's build stage
+    nginx_image: str = "nginx:1.30-trixie"  # NGINX_IMAGE: the frontend's served image
+    python_image: str = "python:3.13-slim-trixie"  # PYTHON_IMAGE: monitor
     # The quality stage's docker runner derives its toolchain images (a base plus the
     # Debian packages the checks need) under this repository: <it>/<service>:<hash>.
     toolchain_repository: str = "lab-quality-toolchain"
@@ -110,6 +118,16 @@ class Config:
     @property
     def registry_host(self) -> str:
         return f"localhost:{self.registry_port}"
+
+    @property
+    def base_images(self) -> dict[str, str]:
+        """The Dockerfiles' base-image build args and their values."""
+        return {
+            "GO_IMAGE": self.go_image,
+            "NODE_IMAGE": self.nodejs_image,
+            "NGINX_IMAGE": self.nginx_image,
+            "PYTHON_IMAGE": self.python_image,
+        }
 
     @property
     def kube_context(self) -> str:

@@ -41,7 +41,9 @@ APPS_DIR = PROJECT_ROOT / "apps"
 # The services that have an image, in the order the pipeline reports them.
 SERVICES: tuple[str, ...] = ("backend", "frontend", "monitor", "smoke")
 
-DEFAULT_REGISTRY = "localhost:5001"
+# The lab registry at its default port (Config.registry_port); the stages pass the
+# registry the lab was brought up with.
+DEFAULT_REGISTRY = f"localhost:{Config.registry_port}"
 REPOSITORY_PREFIX = "lab"
 DEFAULT_SOURCE = "https://github.com/lab/lab"
 
@@ -134,6 +136,15 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _declared(dockerfile: Path, args: Mapping[str, str]) -> dict[str, str]:
+    """The `args` that `dockerfile` declares (`ARG NAME`): others would only be warned of."""
+    try:
+        text = dockerfile.read_text(encoding="utf-8")
+    except OSError:
+        return {}  # build_image says the Dockerfile is missing
+    return {name: value for name, value in args.items() if re.search(rf"^ARG {name}\b", text, re.M)}
+
+
 def plan_builds(
     *,
     sha: str,
@@ -141,6 +152,7 @@ def plan_builds(
     version: str,
     created: datetime,
     tag: str = "",  # the commit tag, when it is not `sha` (a dirty build's)
+    base_images: Mapping[str, str] | None = None,  # Config.base_images: build arg → image
     environment: str = "dev",
     source: str = DEFAULT_SOURCE,
     services: Sequence[str] = SERVICES,
@@ -169,6 +181,7 @@ def plan_builds(
                 context=apps_dir / service,
                 tags=(f"{repository}:{tag or sha}", f"{repository}:{branch_tag(branch)}"),
                 buildargs={
+                    **_declared(apps_dir / service / "Dockerfile", base_images or {}),
                     "VERSION": version,
                     "REVISION": sha,
                     "CREATED": stamp,

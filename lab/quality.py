@@ -157,8 +157,7 @@ ALL = SERVICES
 class Toolchain:
     """Where the docker runner runs a service's checks."""
 
-    build_arg: str  # the service Dockerfile's base-image build arg ...
-    image: str  # ... and its default (docs/CONTRACTS.md)
+    build_arg: str  # the service Dockerfile's base-image build arg (Config.base_images)
     packages: tuple[str, ...] = ()  # Debian packages the checks need on top of the image
     caches: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     needs_backend_binary: bool = False  # mount a static backend build, set BACKEND_BIN
@@ -168,7 +167,6 @@ TOOLCHAINS: Mapping[str, Toolchain] = MappingProxyType(
     {
         "backend": Toolchain(
             "GO_IMAGE",
-            "golang:1.26-trixie",
             packages=("redis-server",),  # go test starts a real redis-server
             # scripts/audit.sh installs govulncheck under ~/.cache/lab
             caches={
@@ -179,14 +177,18 @@ TOOLCHAINS: Mapping[str, Toolchain] = MappingProxyType(
         ),
         "monitor": Toolchain(
             "PYTHON_IMAGE",
-            "python:3.13-slim-trixie",
             packages=("redis-server",),  # the conftest starts a real redis-server
             caches={"pip": "/root/.cache/pip"},
             needs_backend_binary=True,
         ),
-        "frontend": Toolchain("NODE_IMAGE", "node:20-trixie-slim", caches={"npm": "/root/.npm"}),
+        "frontend": Toolchain("NODE_IMAGE", caches={"npm": "/root/.npm"}),
     }
 )
+
+def toolchain_image(config: Config, service: str) -> str:
+    """The base image a service's checks run in: its Dockerfile's, from the settings."""
+    return config.base_images[TOOLCHAINS[service].build_arg]
+
 
 # In the docker runner: where the source goes, and the backend binary for the monitor.
 SOURCE_DIR = "/src"
@@ -674,9 +676,10 @@ class DockerRunner:
     def _toolchain_image(self, service: str) -> str:
         """The service's toolchain image, or the derived one with its extra packages."""
         toolchain = TOOLCHAINS[service]
-        base = self._base_image(toolchain.image)
+        image = toolchain_image(self.config, service)
+        base = self._base_image(image)
         if not toolchain.packages:
-            return toolchain.image
+            return image
         recipe = derived_dockerfile(toolchain.packages)
         digest = hashlib.sha256(f"{base.id}\n{recipe}".encode()).hexdigest()[:12]
         tag = f"{self.config.toolchain_repository}/{service}:{digest}"
@@ -688,8 +691,8 @@ class DockerRunner:
                 return tag
             except docker.errors.ImageNotFound:
                 pass
-            self.ui.progress(f"building {tag} ({toolchain.image} + {' '.join(toolchain.packages)})")
-            self._build(tag, toolchain.image, recipe)
+            self.ui.progress(f"building {tag} ({image} + {' '.join(toolchain.packages)})")
+            self._build(tag, image, recipe)
             self._remove_older(tag)
         return tag
 

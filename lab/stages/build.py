@@ -20,6 +20,7 @@ def build_stage(run: Run) -> StageResult:
     plans = images.plan_builds(
         sha=run.commit.sha,
         tag=run.commit.image_tag,
+        base_images=run.ctx.config.base_images,
         branch=run.commit.branch + ("-dirty" if run.commit.dirty else ""),
         version=run.commit.version,
         created=datetime.now(UTC) if run.commit.dirty else run.commit.time,

@@ -34,6 +34,7 @@ def ensure_images(lab: Lab) -> str:
     plans = images.plan_builds(
         sha=commit.sha,
         tag=commit.image_tag,
+        base_images=config.base_images,
         branch=SEED_TAG,
         version=commit.version,
         created=datetime.now(UTC) if commit.dirty else commit.time,

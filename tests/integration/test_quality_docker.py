@@ -34,7 +34,7 @@ def client() -> docker.DockerClient:
             pytrace=False,
         )
     for service in ("backend", "frontend"):
-        image = quality.TOOLCHAINS[service].image
+        image = quality.toolchain_image(Config(), service)
         try:
             engine.images.get(image)
         except docker.errors.ImageNotFound:

@@ -9,6 +9,7 @@ import pytest
 
 from lab import images
 from lab.errors import LabError
+from tests.conftest import REPO
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CREATED = datetime(2026, 11, 26, 4, 30, 15, tzinfo=UTC)
@@ -215,3 +216,23 @@ def test_references_split_for_the_pull_api() -> None:
     assert engine.split_tag("redis:7") == ("redis", "7")
     assert engine.split_tag("localhost:5001/lab/backend") == ("localhost:5001/lab/backend", "latest")
     assert engine.split_tag("aquasec/trivy:0.68.2@sha256:ab") == ("aquasec/trivy", "sha256:ab")
+
+
+def test_the_base_image_settings_reach_only_the_dockerfiles_that_declare_them() -> None:
+    bases = {"GO_IMAGE": "go:x", "NODE_IMAGE": "node:x", "NGINX_IMAGE": "nginx:x",
+             "PYTHON_IMAGE": "python:x"}  # fmt: skip
+    plans = {p.service: p.buildargs for p in _plan(base_images=bases, apps_dir=REPO / "apps")}
+
+    assert plans["backend"]["GO_IMAGE"] == "go:x" and "NGINX_IMAGE" not in plans["backend"]
+    assert (plans["frontend"]["NODE_IMAGE"], plans["frontend"]["NGINX_IMAGE"]) == ("node:x", "nginx:x")
+    assert plans["monitor"]["PYTHON_IMAGE"] == "python:x" and "GO_IMAGE" not in plans["monitor"]
+    assert plans["smoke"]["GO_IMAGE"] == "go:x"
+
+
+def test_ci_builds_a_stand_in_for_every_base_image_setting() -> None:
+    # Our CI cannot pull: .ci/tools/standins.sh must build each base under its name.
+    from lab.config import Config
+
+    script = (REPO / ".ci" / "tools" / "standins.sh").read_text()
+    for image in Config().base_images.values():
+        assert f"\nbuild {image} " in script, f"no stand-in for {image} in .ci/tools/standins.sh"
