@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lab import engine  # noqa: E402
+from lab import engine, teardown  # noqa: E402
+from lab.config import Config  # noqa: E402
+from lab.config import load as load_config  # noqa: E402
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
@@ -142,8 +144,21 @@ def push_to_synced(env: dict[str, str], config: object, *, webhook: bool) -> flo
     return took
 
 
-def one_service_change(env: dict[str, str], work: Path) -> tuple[float, float]:
-    """`pipeline.run` cold on a clone of this repository, then after a backend change."""
+def drop_app_images(config: Config) -> int:
+    """Remove the app images lab built here, and with them their layer cache (the base
+    images stay, as on a laptop that has run lab.up): the next build is a cold one."""
+    client = engine.client()
+    tags = [t for t in teardown.built_images(client, config)
+            if not t.startswith(f"{config.toolchain_repository}/")]  # fmt: skip
+    for tag in tags:
+        client.images.remove(tag)  # untagged parents go too: the cached steps
+    return len(tags)
+
+
+def one_service_change(env: dict[str, str], work: Path, config: Config) -> tuple[float, float]:
+    """`pipeline.run` cold (no layer cache for the apps) on a clone of this repository,
+    then after a backend change."""
+    print(f"removed {drop_app_images(config)} app image tags and their layer cache")
     clone = work / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     runner = Runner({**env}, clone)
@@ -186,7 +201,8 @@ def main() -> int:
         annotation = push_to_synced(env, config, webhook=False)
         print(f"push→Synced webhook:  {hook:7.1f}s   refresh annotation alone: {annotation:.1f}s"
               f"   webhook/annotation = {hook / annotation:.2f}")  # fmt: skip
-    cold_run, changed_run = one_service_change(env, work)
+    settings = config if isinstance(config, Config) else load_config({}, dict(os.environ))
+    cold_run, changed_run = one_service_change(env, work, settings)
     print(f"pipeline.run cold:    {cold_run:7.1f}s   after a one-service change: {changed_run:.1f}s"
           f"   changed/cold = {changed_run / cold_run:.2f}")  # fmt: skip
     if not args.keep:
