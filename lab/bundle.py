@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker.errors
-import requests.exceptions
 import yaml
 
 from lab import __version__, argocd, cluster, doctor, engine, images, proc, tools
@@ -68,7 +67,7 @@ def _docker(what: str) -> Iterator[None]:
     """Docker's errors while saving or loading, as one clear error."""
     try:
         yield
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except engine.ERRORS as error:
         raise LabError(
             f"Docker could not {what}: {str(error).splitlines()[0] if str(error) else error!r}",
             hint="is Docker Engine up and its disk not full? (`docker system df`)",

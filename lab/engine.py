@@ -22,6 +22,9 @@ from lab.errors import LabError
 LAB_LABEL = "dev.lab.managed"
 
 CONNECT_TIMEOUT = 10
+# What a docker-py call raises when the daemon refuses or does not answer: every caller
+# catches this one tuple and turns it into a LabError saying what it was doing.
+ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
@@ -108,7 +111,7 @@ def client() -> docker.DockerClient:
                 use_ssh_client=where.host.startswith("ssh://"),
             )
         engine.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except ERRORS as error:
         raise unreachable(error, where) from error
     return engine
 
@@ -166,7 +169,7 @@ def pull(engine: docker.DockerClient, reference: str) -> Any:
             if "error" in chunk:
                 raise pull_refused(reference, str(chunk.get("error") or chunk))
         return engine.images.get(reference)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except ERRORS as error:
         raise pull_refused(reference, str(error)) from error
 
 

@@ -28,10 +28,10 @@ from typing import Any
 import docker
 import docker.errors
 import httpx
-import requests.exceptions
 
 from lab import cluster
 from lab.config import Config
+from lab.engine import ERRORS as DOCKER_ERRORS
 from lab.engine import unreachable as engine_error
 from lab.errors import LabError, tail
 
@@ -294,7 +294,7 @@ def build_image(
             engine.api.tag(image_id, repository, tag)
     except ImageBuildError:
         raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except DOCKER_ERRORS as error:
         raise log.failure(str(error).strip() or type(error).__name__) from error
     return BuiltImage(
         service=plan.service,
@@ -412,7 +412,7 @@ def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) 
         for chunk in stream:
             if "error" in chunk:
                 raise _push_failure(what, reference, str(chunk["error"]))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except DOCKER_ERRORS as error:
         raise _push_failure(what, reference, str(error)) from error
 
 
@@ -458,7 +458,7 @@ def mirror_images(
         repository, tag = target.rsplit(":", 1)
         try:
             engine.api.tag(reference, repository, tag=tag)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except DOCKER_ERRORS as error:
             raise _push_failure("mirrored", target, str(error)) from error
         push_one(engine, "mirrored", repository, tag)
         pushed.append(target)
@@ -470,7 +470,7 @@ def _present(engine: docker.DockerClient, reference: str) -> bool:
         engine.images.get(reference)
     except docker.errors.ImageNotFound:
         return False
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except DOCKER_ERRORS as error:
         raise engine_error(error) from error
     return True
 

@@ -64,7 +64,6 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from lab import engine, proc
 from lab.config import Config, in_ci
@@ -618,7 +617,7 @@ class DockerRunner:
         for container in live:
             try:
                 container.remove(force=True, v=True)
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
+            except engine.ERRORS:
                 log.warning("could not remove container %s", container.name)
 
     def run_service(self, service: str, checks: Sequence[Check]) -> list[CheckResult]:
@@ -704,7 +703,7 @@ class DockerRunner:
                 for old in image.tags:
                     if old != current:
                         self.engine.images.remove(old)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             log.info("kept an older toolchain image: %s", error)
 
     def _base_image(self, reference: str) -> Any:
@@ -712,7 +711,7 @@ class DockerRunner:
             return self.engine.images.get(reference)
         except docker.errors.ImageNotFound:
             pass
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             raise engine.unreachable(error) from error
         self.ui.progress(f"pulling {reference}")
         try:
@@ -751,7 +750,7 @@ class DockerRunner:
                 text = chunk.get("stream")
                 if isinstance(text, str):
                     lines.extend(line for line in text.splitlines() if line.strip())
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             raise LabError(
                 f"building the toolchain image {tag} failed: {error}",
                 hint="check the Docker Engine (`invoke lab.doctor`)",
@@ -810,7 +809,7 @@ class DockerRunner:
                 working_dir=SOURCE_DIR,
                 detach=True,
             )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             raise LabError(
                 f"cannot create the {service} check container from {image}: {error}",
                 hint="check the Docker Engine (`invoke lab.doctor`)",
@@ -823,7 +822,7 @@ class DockerRunner:
                 container.put_archive("/", file_archive(bundle, CONTAINER_CA_BUNDLE))
             container.start()
             yield container
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             raise LabError(
                 f"the {service} check container failed: {error}",
                 hint="check the Docker Engine (`invoke lab.doctor`)",
@@ -835,7 +834,7 @@ class DockerRunner:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass  # removed on Ctrl-C already
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
+            except engine.ERRORS:
                 log.warning("could not remove container %s", name)
 
     def _exec(self, container: Any, service: str, check: Check) -> CheckResult:
@@ -848,7 +847,7 @@ class DockerRunner:
             code, raw = container.exec_run(
                 list(argv), workdir=SOURCE_DIR, environment=dict(check.env), demux=False
             )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except engine.ERRORS as error:
             duration = time.monotonic() - started
             result = CheckResult(
                 f"{service}: {check.name}",

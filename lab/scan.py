@@ -213,7 +213,7 @@ def _database_metadata(client: docker.DockerClient, scanner: str) -> str:
             volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "ro"}},
             remove=True,
         )
-    except (docker.errors.DockerException, requests.exceptions.RequestException):
+    except engine.ERRORS:
         return ""
     return bytes(output).decode("utf-8", "replace")
 
@@ -268,7 +268,7 @@ def _run_trivy(
             volumes={CACHE_VOLUME: {"bind": "/cache", "mode": "rw"}},
             labels={engine.LAB_LABEL: config.cluster_name},
         )
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+    except engine.ERRORS as error:
         return 125, "", f"cannot start Trivy: {error}"
     try:
         try:
