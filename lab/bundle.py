@@ -9,7 +9,8 @@ made for and, per item, its member, size and SHA-256. Then, one member per item:
     trivy/db.tar     Trivy's database directory, when the maker's machine had one
 
 Images have a role. `docker` ones are loaded into the local engine: the kind node, the
-registry, Trivy, the Dockerfiles' bases and the quality toolchains. `mirror` ones are
+registry, Trivy, the Dockerfiles' bases, the quality toolchains, and each Dockerfile's
+dependency stage (`images.dependency_plans`), from which offline builds start. `mirror` ones are
 pushed into the lab registry under their mirror paths (`cluster.mirror_reference`),
 where the nodes' containerd pulls them: Istio, Argo CD and its redis, Gitea, the
 demo's redis. `registry` ones, the apps' `:main` images when the maker had them, are
@@ -228,6 +229,7 @@ def create(
         wanted = wanted_images(config, install_manifest)
         toolchains = _toolchain_images(client, config)
         toolchains += [(r, role) for r, role in seed_images(config) if _has_image(client, r)]
+        toolchains += dependency_caches(client, config)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=output.parent))
     try:
         items: list[Item] = []
@@ -274,6 +276,22 @@ def create(
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def dependency_caches(client: Any, config: Config) -> list[tuple[str, str]]:
+    """Each Dockerfile's dependency stage, built here (from the layer cache when it
+    has them) as `lab-build-cache/<service>`: offline builds start from it."""
+    plans = images.plan_builds(
+        sha="0" * 40,
+        branch="bundle",
+        version="bundle",
+        created=datetime(2026, 1, 1, tzinfo=UTC),
+        base_images=config.base_images,
+        registry=config.registry_host,
+    )
+    stages = images.dependency_plans(plans)
+    images.build_images(client, stages)
+    return [(images.cache_image(plan.service), "docker") for plan in stages]
 
 
 def _toolchain_images(client: Any, config: Config) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ class BuildPlan:
     buildargs: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: str = "Dockerfile"
+    target: str | None = None  # a stage to stop at (dependency_plans)
+    cache_from: tuple[str, ...] = ()  # images whose layers may stand in for steps
 
     @property
     def repository(self) -> str:
@@ -134,6 +136,27 @@ def rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("created must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The stage of each Dockerfile that fetches the dependencies (go mod download, npm ci,
+# pip install). The layer cache cannot travel, so a workshop bundle carries that stage
+# built as an image, and an offline build uses it as its cache (`cache_from`): only the
+# steps after it, which need no network, run.
+DEPENDENCY_STAGES = {"backend": "build", "frontend": "build", "monitor": "deps", "smoke": "build"}
+CACHE_REPOSITORY = "lab-build-cache"
+
+
+def cache_image(service: str) -> str:
+    return f"{CACHE_REPOSITORY}/{service}:latest"
+
+
+def dependency_plans(plans: Sequence[BuildPlan]) -> tuple[BuildPlan, ...]:
+    """The same builds, stopped after each Dockerfile's dependency stage (pure)."""
+    return tuple(
+        replace(plan, tags=(cache_image(plan.service),), target=DEPENDENCY_STAGES[plan.service])
+        for plan in plans
+        if plan.service in DEPENDENCY_STAGES
+    )
 
 
 def _declared(dockerfile: Path, args: Mapping[str, str]) -> dict[str, str]:
@@ -215,6 +238,13 @@ def build_images(
     """
     if not plans:
         return ()
+    if offline:  # the bundle's dependency stages stand in for the steps that download
+        plans = [
+            replace(p, cache_from=(cache_image(p.service),))
+            if p.target is None and _present(engine, cache_image(p.service))
+            else p
+            for p in plans
+        ]
     results: list[BuiltImage] = []
     failures: list[tuple[str, LabError]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(plans)))) as pool:
@@ -285,6 +315,8 @@ def build_image(
             forcerm=True,
             nocache=nocache,
             network_mode="none" if offline else None,
+            target=plan.target,
+            cache_from=list(plan.cache_from) or None,
             decode=True,
             timeout=int(timeout),
         )

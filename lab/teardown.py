@@ -262,7 +262,8 @@ def leftovers(
 
 def built_images(client: Any, config: Config) -> set[str]:
     """The tags of the images lab built: the apps' under the lab registry's `lab/`
-    (they carry lab's service label), and the quality stage's derived toolchains."""
+    (they carry lab's service label), the quality stage's derived toolchains, and the
+    apps' dependency stages a bundle made or brought (`lab-build-cache/`)."""
     ours = [f"{images.image_repository(s, config.registry_host)}:" for s in images.SERVICES]
     tags = {
         tag
@@ -274,7 +275,7 @@ def built_images(client: Any, config: Config) -> set[str]:
         tag
         for image in client.images.list()
         for tag in image.tags
-        if tag.startswith(f"{config.toolchain_repository}/")
+        if tag.startswith((f"{config.toolchain_repository}/", f"{images.CACHE_REPOSITORY}/"))
     }
     return tags
 
