@@ -107,7 +107,11 @@ class Manifest:
 
     @property
     def size(self) -> int:
-        return sum(item.size for item in self.items)
+        return sum(self.members().values())
+
+    def members(self) -> dict[str, int]:
+        """Each member once, with its size (the `docker` images share one)."""
+        return {item.member: item.size for item in self.items}
 
     @staticmethod
     def from_json(text: str, source: str) -> Manifest:
@@ -232,18 +236,11 @@ def create(
         toolchains += dependency_caches(client, config)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=output.parent))
     try:
-        items: list[Item] = []
-        for number, (reference, role) in enumerate([*wanted, *toolchains], start=1):
-            image = _local_or_pulled(client, reference, from_docker=from_docker)
-            member = f"images/{number:02d}.tar"
-            path = staging / member
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as out, _docker(f"save {reference}"):
-                for chunk in image.save(chunk_size=CHUNK, named=_saveable_name(image, reference)):
-                    out.write(chunk)
-            items.append(Item("image", reference, member, _sha256(path), path.stat().st_size,
-                              role, str(image.id)))  # fmt: skip
-            progress(f"saved {reference}", number, len(wanted) + len(toolchains))
+        everything = [*wanted, *toolchains]
+        found = {
+            ref: _local_or_pulled(client, ref, from_docker=from_docker) for ref, _ in everything
+        }
+        items = _save_images(everything, found, staging, progress)
         for spec in tool_specs:
             items.append(_tool_item(spec, config, staging))
         install = staging / "files" / "argocd-install.yaml"
@@ -270,12 +267,45 @@ def create(
         partial = output.with_name(output.name + ".part")
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
             _add_bytes(archive, MANIFEST, manifest.to_json().encode())
-            for item in manifest.items:
-                archive.add(staging / item.member, arcname=item.member, recursive=False)
+            for member in manifest.members():
+                archive.add(staging / member, arcname=member, recursive=False)
         os.replace(partial, output)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_images(
+    wanted: Sequence[tuple[str, str]], found: dict[str, Any], staging: Path, progress: Progress
+) -> list[Item]:
+    """The images saved into `staging`: the `docker` ones in one `docker save` (they share
+    base layers, which a save per image would store again each time), the others one
+    member each (each is pushed on its own when loaded)."""
+    (staging / "images").mkdir(parents=True, exist_ok=True)
+    shared = [ref for ref, role in wanted if role == "docker"]
+    items: list[Item] = []
+    if shared:
+        member = "images/docker.tar"
+        names = [str(_saveable_name(found[ref], ref) or found[ref].id) for ref in shared]
+        proc.run(("docker", "save", "-o", str(staging / member), *dict.fromkeys(names)),
+                 timeout=TRANSFER_TIMEOUT)  # fmt: skip
+        digest, size = _sha256(staging / member), (staging / member).stat().st_size
+        items += [Item("image", ref, member, digest, size, "docker", str(found[ref].id))
+                  for ref in shared]  # fmt: skip
+        progress(f"saved {len(shared)} images in one", len(shared), len(wanted))
+    for number, (reference, role) in enumerate(wanted, start=1):
+        if role == "docker":
+            continue
+        image = found[reference]
+        member = f"images/{number:02d}.tar"
+        path = staging / member
+        with open(path, "wb") as out, _docker(f"save {reference}"):
+            for chunk in image.save(chunk_size=CHUNK, named=_saveable_name(image, reference)):
+                out.write(chunk)
+        items.append(Item("image", reference, member, _sha256(path), path.stat().st_size,
+                          role, str(image.id)))  # fmt: skip
+        progress(f"saved {reference}", number, len(wanted))
+    return items
 
 
 def dependency_caches(client: Any, config: Config) -> list[tuple[str, str]]:
@@ -433,18 +463,24 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
         )
     client = _client()
     result = Loaded(manifest)
-    needed = {item.member: item for item in manifest.items if not _present(client, config, item)}
-    result.present = [i.name for i in manifest.items if i.member not in needed]
-    # An image Docker has (only its registry copy is missing) is pushed, not loaded again.
-    unstaged = {
-        m for m, i in needed.items() if i.kind == "image" and _has_image(client, i.image_id)
+    needed = [item for item in manifest.items if not _present(client, config, item)]
+    result.present = [i.name for i in manifest.items if i not in needed]
+    # A member is read out only when an item needs its bytes: an image Docker already
+    # has (only its registry copy is missing) is pushed, not loaded again.
+    read_out = {
+        i.member: i for i in needed if not (i.kind == "image" and _has_image(client, i.image_id))
     }
-    staging = {m: i for m, i in needed.items() if m not in unstaged}
-    with _verified(path, manifest, staging, progress) as staged:
-        if any(item.role in ("mirror", "registry") for item in needed.values()):
+    with _verified(path, manifest, read_out, progress) as staged:
+        if any(item.role in ("mirror", "registry") for item in needed):
             cluster.ensure_registry(client, config)
-        for member, item in needed.items():
-            _apply(client, config, item, None if member in unstaged else staged / member)
+        loaded: set[str] = set()  # the shared member of the `docker` images loads once
+        for item in needed:
+            source = staged / item.member if item.member in read_out else None
+            if item.kind == "image" and item.member in loaded:
+                source = None
+            _apply(client, config, item, source)
+            if item.kind == "image" and source is not None:
+                loaded.add(item.member)
             result.loaded.append(item.name)
     _record(config, path, manifest)
     result.seconds = time.monotonic() - started
@@ -476,8 +512,9 @@ def _verified(
                 if handle is None:
                     raise corrupt(path, ValueError(f"{member.name} is not a file"))
                 target = staging / member.name if member.name in needed else None
+                shown = item.name if item.member != "images/docker.tar" else "the Docker images"
                 report = functools.partial(
-                    _seen, progress, f"checking {item.name}", done, manifest.size
+                    _seen, progress, f"checking {shown}", done, manifest.size
                 )
                 digest, size = _copy_hashing(handle, target, report)
                 if size != item.size or digest != item.sha256:

@@ -109,10 +109,10 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
         damaged = tmp_path / "damaged.tar"
         data = bytearray(output.read_bytes())
         with tarfile.open(output) as archive:
-            middle = archive.getmember("images/01.tar")
+            middle = archive.getmember("images/docker.tar")
             data[middle.offset_data + middle.size // 2] ^= 0xFF
         damaged.write_bytes(bytes(data))
-        with pytest.raises(LabError, match=r"images/01\.tar .* does not match the manifest"):
+        with pytest.raises(LabError, match=r"images/docker\.tar .* does not match the manifest"):
             bundle.load(cfg, damaged, progress=lambda *_: None)
         with pytest.raises(docker.errors.ImageNotFound):
             client.images.get(scanner)
