@@ -25,12 +25,16 @@ SHA-256) is not loaded again. `.lab/bundle.json` records what was loaded; `lab.u
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import json
 import os
+import platform
+import re
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -123,7 +127,7 @@ class Manifest:
                     f"format {FORMAT}",
                     hint="make the bundle with this version of lab (`invoke lab.bundle.create`)",
                 )
-            return Manifest(
+            manifest = Manifest(
                 lab_version=str(data["lab_version"]),
                 created=str(data["created"]),
                 pins={str(k): str(v) for k, v in data["pins"].items()},
@@ -135,6 +139,30 @@ class Manifest:
                 f"{source} has no readable bundle manifest: {error}",
                 hint="is it a bundle made by `invoke lab.bundle.create`?",
             ) from error
+        for item in manifest.items:  # names become paths: nothing may point elsewhere
+            if not _safe(item):
+                raise LabError(
+                    f"{source} lists an item this lab will not load: {item.kind} "
+                    f"{item.name!r} at {item.member!r}",
+                    hint="use a bundle made by `invoke lab.bundle.create`",
+                )
+        return manifest
+
+
+_MEMBER = re.compile(r"^(images|tools|files|trivy)/[A-Za-z0-9._-]+$")
+
+
+def _safe(item: Item) -> bool:
+    """Whether an item's member and name stay where lab puts them (pure)."""
+    if not _MEMBER.match(item.member) or ".." in item.member:
+        return False
+    if item.kind == "tool":
+        return item.name in {spec.name for spec in doctor.TOOLS}
+    if item.kind == "file":
+        return item.name == "argocd-install.yaml"
+    if item.kind == "image":
+        return item.role in ("docker", "mirror", "registry")
+    return item.kind == "trivy-db"
 
 
 # -- what goes in (pure) ------------------------------------------------------------------
@@ -159,7 +187,25 @@ def pins(config: Config) -> dict[str, str]:
         "registry_image": config.registry_image,
         "trivy_image": config.trivy_image,
         "bases": " ".join(dockerfile_bases(config)),
+        # The app images' names hold the registry's port, and the tools are binaries.
+        "registry_port": str(config.registry_port),
+        "tools_platform": host_platform(),
     }
+
+
+def host_platform() -> str:
+    """This machine's OS and CPU as Go names them (`linux/amd64`): the tools' platform."""
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+    return f"{sys.platform.replace('linux2', 'linux')}/{arch.get(machine, machine)}"
+
+
+def engine_platform(client: Any) -> str:
+    """The Docker engine's OS and CPU (`linux/arm64` on Docker Desktop for Apple
+    silicon): the images' platform."""
+    with _docker("say its platform"):
+        version = client.version()
+    return f"{version.get('Os', '?')}/{version.get('Arch', '?')}"
 
 
 def mismatches(made_for: dict[str, str], ours: dict[str, str]) -> list[str]:
@@ -235,6 +281,7 @@ def create(
         toolchains += [(r, role) for r, role in seed_images(config) if _has_image(client, r)]
         toolchains += dependency_caches(client, config)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=output.parent))
+    cleanup: list[Path] = []
     try:
         everything = [*wanted, *toolchains]
         found = {
@@ -260,11 +307,12 @@ def create(
         manifest = Manifest(
             __version__,
             datetime.now(UTC).replace(microsecond=0).isoformat(),
-            pins(config),
+            {**pins(config), "images_platform": engine_platform(client)},
             tuple(items),
             tuple(notes),
         )
         partial = output.with_name(output.name + ".part")
+        cleanup.append(partial)
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
             _add_bytes(archive, MANIFEST, manifest.to_json().encode())
             for member in manifest.members():
@@ -273,6 +321,8 @@ def create(
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for leftover in cleanup:
+            leftover.unlink(missing_ok=True)
 
 
 def _save_images(
@@ -319,9 +369,9 @@ def dependency_caches(client: Any, config: Config) -> list[tuple[str, str]]:
         base_images=config.base_images,
         registry=config.registry_host,
     )
-    stages = images.dependency_plans(plans)
+    stages = images.dependency_plans(plans, config.build_cache_repository)
     images.build_images(client, stages)
-    return [(images.cache_image(plan.service), "docker") for plan in stages]
+    return [(plan.tags[0], "docker") for plan in stages]
 
 
 def _toolchain_images(client: Any, config: Config) -> list[tuple[str, str]]:
@@ -453,15 +503,19 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
     """Verify the whole bundle, then put each item where the lab looks for it."""
     started = time.monotonic()
     manifest = read_manifest(path)
-    differences = mismatches(manifest.pins, pins(config))
-    if differences:
-        raise LabError(
-            f"{path} was made for other pins (lab {manifest.lab_version}): "
-            + "; ".join(differences),
-            hint="use a bundle made by this version of lab, or make one: "
-            "`invoke lab.bundle.create` on a machine with the internet",
-        )
+    made_for = {k: v for k, v in manifest.pins.items() if k != "images_platform"}
+    _refuse_other_pins(path, manifest, mismatches(made_for, pins(config)))
     client = _client()
+    ours = engine_platform(client)
+    if manifest.pins.get("images_platform", ours) != ours:
+        _refuse_other_pins(
+            path,
+            manifest,
+            [
+                f"images_platform: bundle {manifest.pins['images_platform']}, "
+                f"this Docker engine {ours}"
+            ],
+        )
     result = Loaded(manifest)
     needed = [item for item in manifest.items if not _present(client, config, item)]
     result.present = [i.name for i in manifest.items if i not in needed]
@@ -470,11 +524,14 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
     read_out = {
         i.member: i for i in needed if not (i.kind == "image" and _has_image(client, i.image_id))
     }
-    with _verified(path, manifest, read_out, progress) as staged:
-        if any(item.role in ("mirror", "registry") for item in needed):
-            cluster.ensure_registry(client, config)
+    staging_dir = config.state_path / "bundle-staging"  # not beside a bundle on a USB stick
+    with _verified(path, manifest, read_out, progress, staging_dir) as staged:
         loaded: set[str] = set()  # the shared member of the `docker` images loads once
-        for item in needed:
+        registry = False
+        for item in needed:  # the `docker` images first: the registry's image is one
+            if item.role in ("mirror", "registry") and not registry:
+                cluster.ensure_registry(client, config)
+                registry = True
             source = staged / item.member if item.member in read_out else None
             if item.kind == "image" and item.member in loaded:
                 source = None
@@ -487,18 +544,50 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
     return result
 
 
+def _refuse_other_pins(path: Path, manifest: Manifest, differences: list[str]) -> None:
+    if differences:
+        raise LabError(
+            f"{path} was made for other pins (lab {manifest.lab_version}): "
+            + "; ".join(differences),
+            hint="use a bundle made by this version of lab for this kind of machine, or "
+            "make one: `invoke lab.bundle.create` on a machine with the internet",
+        )
+
+
 def verify(path: Path, manifest: Manifest, progress: Progress | None = None) -> None:
     """Every member hashed against the manifest; a LabError for the first that is not."""
-    with _verified(path, manifest, {}, progress or (lambda what, done, total: None)):
+    nothing = progress or (lambda what, done, total: None)
+    with _verified(path, manifest, {}, nothing, Path(tempfile.gettempdir())):
         pass
 
 
 @contextmanager
 def _verified(
-    path: Path, manifest: Manifest, needed: dict[str, Item], progress: Progress
+    path: Path,
+    manifest: Manifest,
+    needed: dict[str, Item],
+    progress: Progress,
+    staging_dir: Path,
 ) -> Iterator[Path]:
     """Every item hashed against the manifest; the needed ones staged. All or nothing."""
-    staging = Path(tempfile.mkdtemp(prefix=".bundle-load-", dir=path.parent))
+    try:
+        staging_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".bundle-load-", dir=staging_dir))
+    except OSError as error:
+        raise LabError(
+            f"cannot stage the bundle under {staging_dir}: {error.strerror}",
+            hint="check that directory's permissions and free space",
+        ) from error
+    try:
+        _check_members(path, manifest, needed, progress, staging)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_members(
+    path: Path, manifest: Manifest, needed: dict[str, Item], progress: Progress, staging: Path
+) -> None:
     expected = {item.member: item for item in manifest.items}
     seen: set[str] = set()
     done = 0
@@ -526,14 +615,18 @@ def _verified(
                     )
                 done += size
                 seen.add(member.name)
-        missing = sorted(set(expected) - seen)
-        if missing:
-            raise corrupt(path, ValueError(f"{len(missing)} item(s) missing: {missing[0]} …"))
-        yield staging
-    except (tarfile.TarError, OSError) as error:
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise LabError(
+                f"no space left to stage the bundle under {staging.parent}",
+                hint=f"free about {describe_size(manifest.size)} there, then load again",
+            ) from error
         raise corrupt(path, error) from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except tarfile.TarError as error:
+        raise corrupt(path, error) from error
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise corrupt(path, ValueError(f"{len(missing)} item(s) missing: {missing[0]} …"))
 
 
 def _seen(progress: Progress, what: str, before: int, total: int, now: int) -> None:
@@ -610,7 +703,7 @@ def _put_trivy_db(client: Any, config: Config, staged: Path) -> None:
     )
     try:
         with open(staged, "rb") as handle:
-            container.put_archive("/cache", handle.read())
+            container.put_archive("/cache", handle)
     finally:
         container.remove(force=True)
 

@@ -170,11 +170,11 @@ def _read(checkout: gitops.Checkout) -> list[Checkpoint]:
     listing = checkout.git(
         "for-each-ref",
         "--sort=creatordate",
-        "--format=%(refname:strip=2)%00%(*objectname)%00%(objectname)%00%(contents)%00%00",
+        "--format=%(refname:strip=2)%00%(*objectname)%00%(objectname)%00%(contents)%1e",
         f"refs/tags/{PREFIX}",
     ).stdout
     points = []
-    for record in filter(None, (r.strip("\n") for r in listing.split("\0\0"))):
+    for record in filter(None, (r.strip("\n") for r in listing.split("\x1e"))):
         ref, peeled, target, message = [*record.split("\0"), "", "", ""][:4]
         try:
             data = json.loads(message)

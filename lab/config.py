@@ -65,6 +65,9 @@ class Config:
     # The quality stage's docker runner derives its toolchain images (a base plus the
     # Debian packages the checks need) under this repository: <it>/<service>:<hash>.
     toolchain_repository: str = "lab-quality-toolchain"
+    # The apps' dependency stages a workshop bundle carries, which offline builds start
+    # from: <it>/<service>:latest (lab.images.dependency_plans).
+    build_cache_repository: str = "lab-build-cache"
 
     # Extra kind cluster settings, for machines that need them (our CI's kind tier sets
     # them; a laptop needs none). TOML appended to kind's containerdConfigPatches, and

@@ -404,6 +404,7 @@ class Checkout:
             "-c", f"user.name={BOT_NAME}",
             "-c", f"user.email={BOT_EMAIL}",
             "-c", "commit.gpgsign=false",
+            "-c", "tag.gpgSign=false",
             "-c", "core.hooksPath=/dev/null",
             "-c", "credential.helper=",
             *args,

@@ -143,17 +143,21 @@ def rfc3339(moment: datetime) -> str:
 # built as an image, and an offline build uses it as its cache (`cache_from`): only the
 # steps after it, which need no network, run.
 DEPENDENCY_STAGES = {"backend": "build", "frontend": "build", "monitor": "deps", "smoke": "build"}
-CACHE_REPOSITORY = "lab-build-cache"
 
 
-def cache_image(service: str) -> str:
-    return f"{CACHE_REPOSITORY}/{service}:latest"
+def cache_image(service: str, repository: str) -> str:
+    """Where a service's dependency stage is kept (`Config.build_cache_repository`)."""
+    return f"{repository}/{service}:latest"
 
 
-def dependency_plans(plans: Sequence[BuildPlan]) -> tuple[BuildPlan, ...]:
+def dependency_plans(plans: Sequence[BuildPlan], repository: str) -> tuple[BuildPlan, ...]:
     """The same builds, stopped after each Dockerfile's dependency stage (pure)."""
     return tuple(
-        replace(plan, tags=(cache_image(plan.service),), target=DEPENDENCY_STAGES[plan.service])
+        replace(
+            plan,
+            tags=(cache_image(plan.service, repository),),
+            target=DEPENDENCY_STAGES[plan.service],
+        )
         for plan in plans
         if plan.service in DEPENDENCY_STAGES
     )
@@ -229,19 +233,21 @@ def build_images(
     on_log: LogListener | None = None,
     nocache: bool = False,
     offline: bool = False,
+    cache_repository: str = Config.build_cache_repository,
 ) -> tuple[BuiltImage, ...]:
     """Build every plan, at most `workers` at a time, reusing the Engine's layer cache.
 
     Every build runs to its end; if any failed, the first failure (in plan order) is
     raised, naming the others too. `nocache` builds every step afresh (benchmarks);
-    `offline` gives the build's steps no network (what the layer cache lacks fails).
+    `offline` gives the build's steps no network (what the layer cache lacks fails) and
+    starts each build from its dependency stage under `cache_repository` when present.
     """
     if not plans:
         return ()
     if offline:  # the bundle's dependency stages stand in for the steps that download
         plans = [
-            replace(p, cache_from=(cache_image(p.service),))
-            if p.target is None and _present(engine, cache_image(p.service))
+            replace(p, cache_from=(cache_image(p.service, cache_repository),))
+            if p.target is None and _present(engine, cache_image(p.service, cache_repository))
             else p
             for p in plans
         ]

@@ -234,12 +234,12 @@ def leftovers(
     if keep_registry:
         containers.discard(config.registry_name)
         volumes.discard(f"{config.registry_name}-data")
-    if keep_images:
-        volumes.discard(scan.CACHE_VOLUME)  # Trivy's database: a download, kept with them
     else:
         volumes |= {
             v.name for v in client.volumes.list() if v.name == f"{config.registry_name}-data"
         }
+    if keep_images:
+        volumes.discard(scan.CACHE_VOLUME)  # Trivy's database: a download, kept with them
     networks = {n.name for n in client.networks.list(filters={"label": label})}
     # kind's own network, when kind made it for the lab: ours once nothing else is
     # attached to it (kind makes it again on demand); kept while anything else uses it.
@@ -275,7 +275,7 @@ def built_images(client: Any, config: Config) -> set[str]:
         tag
         for image in client.images.list()
         for tag in image.tags
-        if tag.startswith((f"{config.toolchain_repository}/", f"{images.CACHE_REPOSITORY}/"))
+        if tag.startswith((f"{config.toolchain_repository}/", f"{config.build_cache_repository}/"))
     }
     return tags
 

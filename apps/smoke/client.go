@@ -41,13 +41,12 @@ type client struct {
 
 func newClient(cfg Config, userAgent string) *client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	return &client{
+	c := &client{
 		base:      cfg.GatewayURL.String(),
 		host:      cfg.Host,
 		routes:    cfg.Routes,
 		userAgent: userAgent,
 		timeout:   cfg.Timeout,
-		secrets:   []string{cfg.AdminPassword},
 		http: &http.Client{
 			Transport: transport,
 			Timeout:   cfg.Timeout,
@@ -56,12 +55,17 @@ func newClient(cfg Config, userAgent string) *client {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	c.keep(cfg.AdminPassword)
+	return c
 }
 
-// keep marks a value as secret from now on.
+// keep marks a value as secret from now on, also as an HTML form encodes it.
 func (c *client) keep(secret string) {
 	if secret != "" {
 		c.secrets = append(c.secrets, secret)
+		if encoded := url.QueryEscape(secret); encoded != secret {
+			c.secrets = append(c.secrets, encoded)
+		}
 	}
 }
 

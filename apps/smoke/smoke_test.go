@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -408,6 +409,24 @@ func TestAResetTheMonitorReportsButTheBackendNeverGotFails(t *testing.T) {
 	r := runSmoke(t, env(f.URL))
 
 	failedAt(t, r, "monitor v1 resets password", "(password set by monitor v1) cannot log in (POST /api/login → 401")
+}
+
+func TestAnAdminPasswordAFormEncodesIsRedactedToo(t *testing.T) {
+	f := newFakeStack(t)
+	const password = "a+b/c=d e@f%g"
+	f.set(func(f *fakeStack) {
+		f.users[fakeAdmin].password = password
+		f.failRoute["POST /status/login"] = http.StatusBadRequest
+	})
+	vars := env(f.URL)
+	vars["ADMIN_PASSWORD"] = password
+
+	r := runSmoke(t, vars)
+
+	failedAt(t, r, "monitor v1 resets password", "monitor v1: admin login")
+	if strings.Contains(r.stdout, url.QueryEscape(password)) || strings.Contains(r.stdout, password) {
+		t.Errorf("the admin password is printed:\n%s", r.stdout)
+	}
 }
 
 func TestMonitorThatRefusesTheAdminLoginFails(t *testing.T) {

@@ -29,7 +29,11 @@ def build_stage(run: Run) -> StageResult:
     )
     client = engine.client()
     built = images.build_images(
-        client, plans, on_log=_build_logger(run), offline=run.options.offline
+        client,
+        plans,
+        on_log=_build_logger(run),
+        offline=run.options.offline,
+        cache_repository=run.ctx.config.build_cache_repository,
     )
     images.push_images(client, built)
     run.images = {image.service: image.tags[0] for image in built}

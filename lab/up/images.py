@@ -47,6 +47,7 @@ def ensure_images(lab: Lab) -> str:
         plans,
         on_log=lambda service, line: lab.ctx.ui.output(f"[{service}] {line}"),
         offline=lab.options.offline,
+        cache_repository=config.build_cache_repository,
     )
     images.push_images(client, built)
     return f"built and pushed {', '.join(missing)}"

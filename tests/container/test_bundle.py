@@ -4,6 +4,7 @@ registry: images into Docker, mirrors and app images into the registry (issue #1
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import secrets
 import socket
@@ -65,27 +66,36 @@ def _registry_has(cfg: Config, repository: str, tag: str) -> bool:
 def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
     client: docker.DockerClient, lab_config: Config, tmp_path: Path
 ) -> None:
-    cfg = lab_config
     token = secrets.token_hex(4)
+    # The registry's own image travels in the bundle too: a participant has none, so the
+    # registry can start only once the bundle's Docker images are loaded.
+    registry_image = f"lab-bundle-test/registry:{token}"  # an ID of its own
+    recipe = f"FROM {lab_config.registry_image}\nLABEL lab.test.token={token}\n"
+    client.images.build(fileobj=io.BytesIO(recipe.encode()), tag=registry_image, rm=True)
+    cfg = dataclasses.replace(lab_config, registry_image=registry_image)
     wanted = [
         (f"lab-bundle-test/scanner:{token}", "docker"),
         (f"quay.io/lab-bundle-test/app:{token}", "mirror"),
         (f"{cfg.registry_host}/lab/backend:main", "registry"),
     ]
     ids = {ref: _tiny_image(client, ref, f"{ref} {token}") for ref, _ in wanted}
+    wanted.insert(1, (registry_image, "docker"))
+    ids[registry_image] = client.images.get(registry_image).id
     output = tmp_path / "workshop.tar"
     try:
         manifest = bundle.create(cfg, output, from_docker=True, install_manifest="kind: List\n",
                                  progress=lambda *_: None, wanted=wanted, tool_specs=())  # fmt: skip
         assert output.is_file() and not output.with_name("workshop.tar.part").exists()
         assert [(i.kind, i.name, i.role) for i in manifest.items] == [
-            *(("image", ref, role) for ref, role in wanted),
+            *(("image", ref, role) for ref, role in wanted if role == "docker"),
+            *(("image", ref, role) for ref, role in wanted if role != "docker"),
             ("file", "argocd-install.yaml", ""),
         ]
         assert {i.name: i.image_id for i in manifest.items if i.kind == "image"} == ids
         assert "no Trivy database" in manifest.notes[0]
         for ref in ids:  # a participant's machine: none of it here
             client.images.remove(ref)
+        assert not client.containers.list(all=True, filters={"name": cfg.registry_name})
 
         seen: list[tuple[str, int, int]] = []
         first = bundle.load(cfg, output, progress=lambda *args: seen.append(args))

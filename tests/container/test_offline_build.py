@@ -76,7 +76,8 @@ def test_an_offline_build_runs_from_the_bundled_dependency_stage(
         created=datetime(2026, 1, 1, tzinfo=UTC), services=["backend"], apps_dir=apps,
         registry=f"localhost:1/offline{token}", base_images=Config().base_images,
     )  # fmt: skip
-    cache = images.cache_image("backend")
+    repository = f"lab-build-cache-test{token}"  # not the machine's own bundle caches
+    cache = images.cache_image("backend", repository)
     saved = tmp_path / "cache.tar"
     # Saving, loading and removing an image of half a GB answer only when done.
     client = engine.client()  # a client of its own, with a long read timeout
@@ -86,11 +87,11 @@ def test_an_offline_build_runs_from_the_bundled_dependency_stage(
             client.images.remove(cache, force=True)
         # Offline with no dependency stage: the download step has no network.
         with pytest.raises(LabError) as refused:
-            images.build_images(client, plans, offline=True)
+            images.build_images(client, plans, offline=True, cache_repository=repository)
         assert "offline, a build step has no network" in (refused.value.hint or "")
 
         # The trainer's machine, online: the dependency stage as an image, saved.
-        images.build_images(client, images.dependency_plans(plans))
+        images.build_images(client, images.dependency_plans(plans, repository))
         with open(saved, "wb") as out:
             for chunk in client.images.get(cache).save(named=cache):
                 out.write(chunk)
@@ -99,7 +100,7 @@ def test_an_offline_build_runs_from_the_bundled_dependency_stage(
         with open(saved, "rb") as handle:
             client.images.load(handle)
 
-        [built] = images.build_images(client, plans, offline=True)
+        [built] = images.build_images(client, plans, offline=True, cache_repository=repository)
 
         assert built.cached_steps > 0, built  # the downloads came from the bundled stage
         output = client.containers.run(built.image_id, remove=True).decode()

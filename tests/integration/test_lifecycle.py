@@ -149,10 +149,15 @@ def _labelled_image(client, tag: str, labels: dict[str, str]) -> None:
     )
 
 
-@pytest.mark.parametrize("keep", [False, True], ids=["everything", "keep-registry-and-images"])
+@pytest.mark.parametrize(
+    ("keep_registry", "keep_images"),
+    [(False, False), (True, True), (True, False), (False, True)],
+    ids=["everything", "keep-both", "keep-registry", "keep-images"],
+)
 def test_down_removes_everything_of_the_lab_and_proves_it(
-    fake_bin, tmp_path: Path, keep: bool, capsys: pytest.CaptureFixture[str]
-) -> None:
+    fake_bin, tmp_path: Path, keep_registry: bool, keep_images: bool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     client = _docker()
     fake_bin("kind", stdout="")  # no cluster left to delete
     name = f"labtest{secrets.token_hex(3)}"
@@ -164,10 +169,11 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
             # Names of their own, so the machine's real lab images are not touched.
             "registry_port": 40000 + secrets.randbelow(20000),
             "toolchain_repository": f"{name}-toolchain",
+            "build_cache_repository": f"{name}-build-cache",
         },
         {},
     )
-    keep_registry = keep
+    keep = keep_images
     label = {engine.LAB_LABEL: name}
     image = _empty_image(client)
     other = client.containers.create(image, command=["/none"], name=f"{name}-not-ours")
@@ -198,7 +204,9 @@ def test_down_removes_everything_of_the_lab_and_proves_it(
         assert not teardown.leftovers(cfg, keep_registry=keep_registry, keep_images=keep)
         err = capsys.readouterr().err
         assert "Nothing of the lab remains on this machine, except:" in err
-        assert ("--keep-images" in err) is keep and ("--keep-registry" in err) is keep
+        assert ("--keep-images" in err) is keep and ("--keep-registry" in err) is keep_registry
+        data = [v.name for v in client.volumes.list(filters={"name": f"{cfg.registry_name}-data"})]
+        assert data == ([f"{cfg.registry_name}-data"] if keep_registry else [])
         assert "the base images the Dockerfiles build from" in err
         registry_kept = [
             c.name for c in client.containers.list(all=True, filters={"name": cfg.registry_name})

@@ -19,10 +19,12 @@ CFG = config.load({}, {})
 def write_bundle(path: Path, members: dict[str, bytes], *, pins: dict[str, str] | None = None,
                  manifest_items: list[Item] | None = None) -> Manifest:  # fmt: skip
     """A bundle as lab.bundle.create lays it out: the manifest first, then the members."""
+    kinds = {"tools": "tool", "files": "file"}
     items = manifest_items or [
-        Item("tool", name.split("/")[-1], name, hashlib.sha256(data).hexdigest(), len(data))
+        Item(kinds[name.split("/")[0]], name.split("/")[-1], name,
+             hashlib.sha256(data).hexdigest(), len(data))
         for name, data in members.items()
-    ]
+    ]  # fmt: skip
     manifest = Manifest("0.1.0", "2026-12-01T00:00:00+00:00", pins or bundle.pins(CFG),
                         tuple(items), ("no Trivy database",))  # fmt: skip
     with tarfile.open(path, "w") as archive:
@@ -43,7 +45,7 @@ def test_the_manifest_reads_back_what_was_written(tmp_path: Path) -> None:
 
     assert read == written
     assert read.size == sum(len(data) for data in MEMBERS.values())
-    assert bundle.summary_lines(read)[0].endswith("2 tool(s)")
+    assert bundle.summary_lines(read)[0].endswith("1 file(s), 1 tool(s)")
     bundle.verify(tmp_path / "b.tar", read)  # every member matches: no error
 
 
@@ -114,3 +116,25 @@ def test_a_manifest_of_another_format_is_refused() -> None:
     text = Manifest("9.9", "now", {}, ()).to_json().replace('"format": 1', '"format": 2')
     with pytest.raises(LabError, match="format 2; this lab reads format 1"):
         Manifest.from_json(text, "b.tar")
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        Item("tool", "kind", "../../.bashrc", "0" * 64, 1),
+        Item("tool", "../../kind", "tools/kind", "0" * 64, 1),
+        Item("tool", "sh", "tools/sh", "0" * 64, 1),
+        Item("file", "authorized_keys", "files/authorized_keys", "0" * 64, 1),
+        Item("image", "x:1", "images/01.tar", "0" * 64, 1, "root"),
+    ],
+    ids=["member outside", "tool name outside", "unknown tool", "unknown file", "unknown role"],
+)
+def test_an_item_whose_names_would_leave_their_place_is_refused(tmp_path: Path, item: Item) -> None:
+    text = Manifest("0.1.0", "now", bundle.pins(CFG), (item,)).to_json()
+    with pytest.raises(LabError, match="lists an item this lab will not load"):
+        Manifest.from_json(text, "b.tar")
+
+
+def test_the_tools_platform_is_a_pin() -> None:
+    assert bundle.pins(CFG)["tools_platform"] == bundle.host_platform()
+    assert bundle.host_platform().count("/") == 1 and "x86_64" not in bundle.host_platform()

@@ -80,3 +80,20 @@ def test_restoring_an_unknown_checkpoint_names_those_saved(repo: Repo, fixture_t
 
     assert "saved: step-1" in (caught.value.hint or "")
     assert repo.main() == before
+
+
+def test_a_tag_made_by_hand_under_checkpoint_is_listed_without_details(
+    repo: Repo, fixture_tree: Path, tmp_path: Path
+) -> None:
+    gitops.seed(repo.remote, fixture_tree)
+    checkpoints.save(repo.remote, "step-1")
+    with gitops.open_checkout(repo.remote) as checkout:  # a lightweight tag, by hand
+        main = gitops.fetch_main(checkout)
+        checkout.git("tag", "checkpoint/by-hand", main)
+        checkout.git("push", "origin", "refs/tags/checkpoint/by-hand", mutates=True)
+
+    listed = {p.name: p for p in checkpoints.list_checkpoints(repo.remote)}
+
+    assert sorted(listed) == ["by-hand", "step-1"]
+    assert listed["by-hand"].revision == main and listed["by-hand"].tags == {}
+    assert listed["step-1"].tags["dev"]
