@@ -54,6 +54,9 @@ class Config:
     registry_image: str = "registry:3"
     trivy_image: str = "aquasec/trivy:0.68.2"
     kustomize_version: str = "v5.8.1"
+    # The docker buildx plugin `make buildx` builds when the docker CLI lacks one (lab
+    # builds every image with BuildKit through it); any buildx from 0.13 on will do.
+    buildx_version: str = "v0.38.2"
     # The base images the apps' Dockerfiles build FROM (passed as their build args, whose
     # defaults in each Dockerfile are the same: a unit test checks), which the quality
     # stage's docker runner also runs the checks in. docs/base-images.md says how and

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from lab import engine, proc
+from lab import buildkit, engine, proc
 from lab.config import Config
 from lab.errors import LabError
 
@@ -181,7 +181,17 @@ def check_docker(config: Config) -> list[Check]:
         status, hint = Status.OK, ""
     checks.append(Check("Docker memory", status, f"{memory:.1f} GiB, {info.cpus} CPUs", hint))
     checks.append(check_disk(Path(info.root_dir or "/"), config))
+    checks.append(check_buildx())
     return checks
+
+
+def check_buildx() -> Check:
+    """The buildx plugin every image build goes through (BuildKit)."""
+    try:
+        found = buildkit.version()
+    except LabError as error:
+        return Check("docker buildx", Status.FAIL, error.message, error.hint or "")
+    return Check("docker buildx", Status.OK, found)
 
 
 def check_disk(where: Path, config: Config) -> Check:

@@ -1,35 +1,32 @@
-"""Service images: plan, build (docker SDK, in parallel, layer cache reused) and push.
+"""Service images: plan, build (BuildKit, in parallel, cache reused) and push.
 
 `plan_builds` is pure: given the commit, branch, version and time it says, per service,
-which tags, build args and labels to build with. `build_images` runs those plans against
-the Docker Engine with a bounded thread pool and streams each build log; a failed build
-becomes one `ImageBuildError` naming the service and the failing Dockerfile step, with
-the tail of its log. `push_images` sends built tags to the lab registry.
+which tags, build args and labels to build with. `build_images` runs those plans with
+`docker buildx build` (`lab.buildkit`) in a bounded thread pool and streams each build
+log; a failed build becomes one `ImageBuildError` naming the service and the failing
+Dockerfile step, with the tail of its log. `push_images` sends built tags to the lab
+registry through the docker SDK.
 
-The docker SDK talks to the Engine's classic builder, so Dockerfiles must not rely on
-BuildKit-only syntax (`RUN --mount`, heredocs, `COPY --chmod`). Its layer cache picks,
-among identical cached steps with the same parent, the newest; two images whose stages
-start alike (`FROM scratch` then the same `ARG`s) and were built in parallel each get
-their own copy of those steps, and the next build of one of them then misses its cache.
-So each `FROM scratch` stage starts with a step of its own (its title `LABEL`).
+BuildKit's cache keeps what it built across builds; an offline build on a machine that
+never built (a workshop room) starts from the dependency stages a bundle carries, which
+are built with inline cache metadata so that `--cache-from` can answer their steps.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 import httpx
 
-from lab import cluster
+from lab import buildkit, cluster
 from lab.config import Config
 from lab.engine import ERRORS as DOCKER_ERRORS
 from lab.engine import unreachable as engine_error
@@ -54,11 +51,9 @@ DEFAULT_WORKERS = 2  # builds are CPU-bound; the Engine shares the machine's cor
 # Seconds one build may take in all, and may go without printing (the HTTP read timeout);
 # a cold Go or npm build on 2 shared cores takes a few minutes.
 BUILD_TIMEOUT = 1800.0
-LOG_TAIL_LINES = 25
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TAG_ALLOWED = re.compile(r"[^A-Za-z0-9_.-]")
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
 @dataclass(frozen=True)
@@ -291,7 +286,7 @@ def build_images(
 
 
 def build_image(
-    engine: docker.DockerClient,
+    engine: docker.DockerClient | None,
     plan: BuildPlan,
     *,
     timeout: float = BUILD_TIMEOUT,
@@ -299,7 +294,12 @@ def build_image(
     nocache: bool = False,
     offline: bool = False,
 ) -> BuiltImage:
-    """Build one plan with the docker SDK, streaming its log; tag it with every tag."""
+    """Build one plan with BuildKit (`docker buildx build`), streaming its log.
+
+    `engine` is not used (buildx reaches the same daemon through the docker CLI's
+    context); it is kept so every image function takes the Engine first.
+    """
+    del engine
     if not (plan.context / plan.dockerfile).is_file():
         raise ImageBuildError(
             f"cannot build {plan.service}: no {plan.dockerfile} in {plan.context}",
@@ -309,120 +309,43 @@ def build_image(
             hint=f"add {plan.context / plan.dockerfile}",
         )
     started = time.monotonic()
-    log = _BuildLog(plan.service, on_log, deadline=started + timeout)
+    progress = buildkit.Progress(
+        (lambda line: on_log(plan.service, line)) if on_log is not None else None
+    )
+    build = buildkit.Build(
+        context=plan.context,
+        tags=plan.tags,
+        dockerfile=plan.dockerfile,
+        buildargs=plan.buildargs,
+        labels=plan.labels,
+        target=plan.target,
+        cache_from=plan.cache_from,
+        # A dependency stage is kept to answer an offline build's steps (cache_from).
+        inline_cache=plan.target is not None,
+        nocache=nocache,
+        offline=offline,
+    )
     try:
-        stream = engine.api.build(
-            path=str(plan.context),
-            dockerfile=plan.dockerfile,
-            tag=plan.tags[0],
-            buildargs=dict(plan.buildargs),
-            labels=dict(plan.labels),
-            rm=True,
-            forcerm=True,
-            nocache=nocache,
-            network_mode="none" if offline else None,
-            target=plan.target,
-            cache_from=list(plan.cache_from) or None,
-            decode=True,
-            timeout=int(timeout),
-        )
-        image_id = log.consume(stream)
-        for reference in plan.tags[1:]:
-            repository, tag = reference.rsplit(":", 1)
-            engine.api.tag(image_id, repository, tag)
-    except ImageBuildError:
-        raise
-    except DOCKER_ERRORS as error:
-        raise log.failure(str(error).strip() or type(error).__name__) from error
+        image_id = buildkit.build(build, progress, timeout=timeout)
+    except buildkit.BuildError as error:
+        raise ImageBuildError(
+            f"building the {plan.service} image failed at {error.step}: "
+            f"{_first_line(error.message)}",
+            service=plan.service,
+            step=error.step,
+            output_tail=error.output_tail or "",
+            hint=f"fix apps/{plan.service}/Dockerfile or the code it builds; "
+            "the whole build log is in the run's log file",
+        ) from error
     return BuiltImage(
         service=plan.service,
         image_id=image_id,
         tags=plan.tags,
         seconds=time.monotonic() - started,
-        steps=log.steps,
-        cached_steps=log.cached_steps,
-        rebuilt=tuple(log.rebuilt),
+        steps=len(progress.steps),
+        cached_steps=progress.cached_steps,
+        rebuilt=tuple(progress.rebuilt),
     )
-
-
-class _BuildLog:
-    """Follows one build's JSON stream: the current step, cache hits, and the log text."""
-
-    def __init__(
-        self, service: str, on_log: LogListener | None, *, deadline: float | None = None
-    ) -> None:
-        self.service = service
-        self.deadline = deadline
-        self.on_log = on_log
-        self.lines: list[str] = []
-        self.step = "(before the first step)"
-        self.steps = 0  # steps the layer cache could answer
-        self.cached_steps = 0
-        self.rebuilt: list[str] = []
-        self._in_stage = False
-        self._pending: str | None = None  # a cacheable step not yet answered from cache
-
-    def consume(self, stream: Iterable[Mapping[str, Any]]) -> str:
-        image_id = ""
-        for chunk in stream:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise self.failure("the build ran past its deadline and was abandoned")
-            if "error" in chunk:
-                detail = chunk.get("errorDetail") or {}
-                raise self.failure(str(detail.get("message") or chunk["error"]).strip())
-            aux = chunk.get("aux")
-            if isinstance(aux, Mapping) and aux.get("ID"):
-                image_id = str(aux["ID"])
-            text = chunk.get("stream")
-            if isinstance(text, str):
-                for line in _lines(text):
-                    self._line(line)
-        if not image_id:
-            raise self.failure("the Engine reported no image ID at the end of the build")
-        return image_id
-
-    def _line(self, line: str) -> None:
-        self.lines.append(line)
-        step = _STEP.match(line)
-        if step:
-            self.step = line
-            instruction = step.group(3).split(" ", 1)[0].upper()
-            # FROM, and ARG before the first FROM, never come from the layer cache.
-            self._settle()
-            if instruction == "FROM":
-                self._in_stage = True
-            elif self._in_stage:
-                self.steps += 1
-                self._pending = step.group(3)
-        elif line.strip() == "---> Using cache":
-            self.cached_steps += 1
-            self._pending = None
-        elif line.startswith("Successfully built"):
-            self._settle()
-        if self.on_log:
-            self.on_log(self.service, line)
-
-    def _settle(self) -> None:
-        if self._pending is not None:
-            self.rebuilt.append(self._pending)
-            self._pending = None
-
-    def failure(self, reason: str) -> ImageBuildError:
-        self.lines.append(reason)
-        return ImageBuildError(
-            f"building the {self.service} image failed at {self.step}: {_first_line(reason)}",
-            service=self.service,
-            step=self.step,
-            output_tail=tail("\n".join(self.lines), LOG_TAIL_LINES),
-            hint=f"fix apps/{self.service}/Dockerfile or the code it builds; "
-            "the whole build log is in the run's log file",
-        )
-
-
-def _lines(text: str) -> Iterator[str]:
-    for line in text.splitlines():
-        if line.strip():
-            yield line.rstrip()
 
 
 def push_images(
@@ -471,6 +394,43 @@ def registry_has(host: str, repository: str, tag: str) -> bool:
         return httpx.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def registry_digest(host: str, repository: str, tag: str) -> str | None:
+    """The digest the plain-HTTP registry at `host` gives `repository:tag` (None if none)."""
+    url = f"http://{_dialable(host)}/v2/{repository}/manifests/{tag}"
+    try:
+        response = httpx.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=5)
+    except httpx.HTTPError:
+        return None
+    digest = response.headers.get("Docker-Content-Digest", "")
+    return digest if response.status_code == 200 and digest.startswith("sha256:") else None
+
+
+def pushed_digests(registry: str, services: Sequence[str], tag: str) -> dict[str, str]:
+    """By service, the digest of `<registry>/lab/<service>:<tag>`; refuses a missing one.
+
+    A deploy pins these, so what runs is what was built and scanned even if the tag is
+    pushed again later (a dirty build, a re-run): nodes never reuse a stale `:tag`.
+    """
+    digests = {}
+    for service in services:
+        digest = registry_digest(registry, f"{REPOSITORY_PREFIX}/{service}", tag)
+        if digest is None:
+            raise LabError(
+                f"the registry {registry} has no {REPOSITORY_PREFIX}/{service}:{tag} "
+                "(or does not answer), so there is no digest to deploy",
+                hint="run the pipeline from its build stage (`invoke pipeline.run`), and "
+                "check the registry with `invoke lab.status`",
+            )
+        digests[service] = digest
+    return digests
+
+
+def _dialable(host: str) -> str:
+    """`localhost:<port>` as 127.0.0.1, where the lab registry listens (not ::1)."""
+    name, _, port = host.rpartition(":")
+    return f"127.0.0.1:{port}" if name == "localhost" else host
 
 
 def mirror_images(

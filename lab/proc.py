@@ -129,41 +129,17 @@ def run(
         log.info("dry-run: would run %s", shown)
         return Result(argv, 0, "", "", 0.0, skipped=True)
 
-    executable = which(argv[0]) if os.sep not in argv[0] else argv[0]
-    if executable is None:
-        raise ToolNotFound(
-            f"{argv[0]} is not installed (not in .lab/bin/ nor on PATH)",
-            hint=f"install {argv[0]}, or run `invoke lab.tools` to fetch the pinned version",
-            command=shown,
-        )
     full_env = {**os.environ, **env} if env else None
     data = input.encode() if isinstance(input, str) else input
-    for listener in _settings.listeners:
-        listener(shown)
-    log.debug("run: %s", shown)
     started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            (executable, *argv[1:]),
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # so a timeout can kill the command's children too
-        )
-    except FileNotFoundError as error:
-        raise ToolNotFound(
-            f"cannot start {argv[0]}: {error.strerror}",
-            hint=f"install {argv[0]} or check the path",
-            command=shown,
-        ) from error
-    except PermissionError as error:
-        raise ToolNotFound(
-            f"cannot execute {argv[0]}: permission denied",
-            hint=f"make {executable} executable (chmod +x)",
-            command=shown,
-        ) from error
+    proc = _start(
+        argv,
+        shown,
+        cwd=cwd,
+        env=full_env,
+        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         out, err = proc.communicate(data, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -203,6 +179,129 @@ def run(
     return result
 
 
+def stream(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    on_line: Callable[[str], None],
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run `argv`, handing each line of its output (stdout and stderr merged) to `on_line`.
+
+    For long commands whose progress the user should see (an image build). Like `run`:
+    a non-zero exit raises `CommandError`, `timeout` bounds the whole run (the process
+    group is killed), and Ctrl-C stops it. If `on_line` raises, the command is stopped
+    and the error propagates. Never skipped by dry-run: callers plan their own change.
+    """
+    argv = tuple(str(arg) for arg in argv)
+    if not argv:
+        raise ValueError("empty argv")
+    shown = pasteable(argv, env)
+    started = time.monotonic()
+    process = _start(
+        argv,
+        shown,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            lines.put(_decode(raw))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = started + timeout
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                _kill_group(process)
+                process.wait()
+                raise CommandTimeout(
+                    f"{argv[0]} did not finish within {timeout:g}s and was stopped",
+                    argv=argv,
+                    returncode=-signal.SIGKILL,
+                    command=shown,
+                    output_tail=tail("".join(seen)),
+                    hint=hint or "the log under .lab/logs/ has its whole output",
+                ) from None
+            if line is None:
+                break
+            seen.append(line)
+            on_line(line.rstrip("\n"))
+        returncode = process.wait()
+    except BaseException:  # Ctrl-C, or on_line gave up: leave nothing running
+        _kill_group(process)
+        process.wait()
+        raise
+    output = "".join(seen)
+    duration = time.monotonic() - started
+    log.debug("exit %d after %.2fs: %s", returncode, duration, shown)
+    if returncode != 0:
+        raise CommandError(
+            f"{argv[0]} failed with exit code {returncode}",
+            argv=argv,
+            returncode=returncode,
+            command=shown,
+            output_tail=tail(output),
+            hint=hint,
+        )
+    return Result(argv, returncode, output, "", duration)
+
+
+def _start(
+    argv: tuple[str, ...],
+    shown: str,
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    stdin: int,
+    stderr: int,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in its own process group (so a timeout can kill its children too)."""
+    executable = which(argv[0]) if os.sep not in argv[0] else argv[0]
+    if executable is None:
+        raise ToolNotFound(
+            f"{argv[0]} is not installed (not in .lab/bin/ nor on PATH)",
+            hint=f"install {argv[0]}, or run `invoke lab.tools` to fetch the pinned version",
+            command=shown,
+        )
+    for listener in _settings.listeners:
+        listener(shown)
+    log.debug("run: %s", shown)
+    try:
+        return subprocess.Popen(
+            (executable, *argv[1:]),
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    except FileNotFoundError as error:
+        raise ToolNotFound(
+            f"cannot start {argv[0]}: {error.strerror}",
+            hint=f"install {argv[0]} or check the path",
+            command=shown,
+        ) from error
+    except PermissionError as error:
+        raise ToolNotFound(
+            f"cannot execute {argv[0]}: permission denied",
+            hint=f"make {executable} executable (chmod +x)",
+            command=shown,
+        ) from error
+
+
 @contextlib.contextmanager
 def serving(
     argv: Sequence[str], *, ready: str, timeout: float, hint: str | None = None
@@ -215,22 +314,8 @@ def serving(
     """
     argv = tuple(str(arg) for arg in argv)
     shown = pasteable(argv)
-    executable = which(argv[0])
-    if executable is None:
-        raise ToolNotFound(
-            f"{argv[0]} is not installed (not in .lab/bin/ nor on PATH)",
-            hint=f"install {argv[0]}, or run `invoke lab.tools` to fetch the pinned version",
-            command=shown,
-        )
-    for listener in _settings.listeners:
-        listener(shown)
-    log.debug("start: %s", shown)
-    process = subprocess.Popen(
-        (executable, *argv[1:]),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    process = _start(
+        argv, shown, cwd=None, env=None, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
     lines: queue.Queue[str | None] = queue.Queue()
 

@@ -50,6 +50,7 @@ import io
 import logging
 import os
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -65,7 +66,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from lab import engine, proc
+from lab import buildkit, engine, proc
 from lab.config import Config, in_ci
 from lab.errors import CommandTimeout, LabError, tail
 from lab.report import CheckResult, StageResult, Status, worst
@@ -725,38 +726,26 @@ class DockerRunner:
             ) from error
 
     def _build(self, tag: str, base: str, recipe: str) -> None:
-        buildargs = {"BASE": base, **_proxy_env()}
-        lines: list[str] = []
-        try:
-            stream = self.engine.api.build(
-                fileobj=io.BytesIO(recipe.encode()),
-                tag=tag,
-                buildargs=buildargs,
+        progress = buildkit.Progress()
+        with tempfile.TemporaryDirectory(prefix="lab-toolchain-") as context:
+            (Path(context) / "Dockerfile").write_text(recipe, encoding="utf-8")
+            build = buildkit.Build(
+                context=Path(context),
+                tags=(tag,),
+                buildargs={"BASE": base, **_proxy_env()},
                 labels={engine.LAB_LABEL: self.config.cluster_name},
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-                timeout=TOOLCHAIN_BUILD_TIMEOUT,
             )
-            for chunk in stream:
-                if "error" in chunk:
-                    raise LabError(
-                        f"building the toolchain image {tag} failed: {chunk['error']}".strip(),
-                        hint="the build installs Debian packages: check that the Debian "
-                        "mirror is reachable from Docker",
-                        output_tail=tail("\n".join(lines), 20),
-                    )
-                text = chunk.get("stream")
-                if isinstance(text, str):
-                    lines.extend(line for line in text.splitlines() if line.strip())
-        except engine.ERRORS as error:
-            raise LabError(
-                f"building the toolchain image {tag} failed: {error}",
-                hint="check the Docker Engine (`invoke lab.doctor`)",
-                output_tail=tail("\n".join(lines), 20),
-            ) from error
-        log.debug("built %s:\n%s", tag, "\n".join(lines))
+            try:
+                buildkit.build(build, progress, timeout=TOOLCHAIN_BUILD_TIMEOUT)
+            except buildkit.BuildError as error:
+                raise LabError(
+                    f"building the toolchain image {tag} failed at {error.step}: "
+                    f"{error.message}",
+                    hint="the build installs Debian packages: check that the Debian "
+                    "mirror is reachable from Docker",
+                    output_tail=error.output_tail,
+                ) from error
+        log.debug("built %s:\n%s", tag, "\n".join(progress.lines))
 
     # -- volumes and containers
 

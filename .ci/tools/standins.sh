@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${LAB_STANDINS_CACHE:-$HOME/.cache/lab/standins}
-export DOCKER_BUILDKIT=0  # the apps build with the classic builder too (docker SDK)
+export DOCKER_BUILDKIT=0  # plain `docker build`s of our own bases: the classic builder does
 
 "$here/dockerd.sh" >&2
 mkdir -p "$cache"

@@ -132,69 +132,11 @@ def test_plan_refuses_unknown_services() -> None:
     assert "database" in str(caught.value)
 
 
-def test_build_log_names_the_failing_step_and_keeps_the_tail() -> None:
-    log = images._BuildLog("monitor", None)
-    stream = [
-        {"stream": "Step 1/3 : FROM python:3.13-slim-trixie\n"},
-        {"stream": " ---> Using cache\n ---> 1234\n"},
-        {"stream": "Step 2/3 : RUN pip install -r requirements.txt\n"},
-        {"stream": "ERROR: No matching distribution found for flask==99\n"},
-        {
-            "error": "The command '/bin/sh -c pip install' returned a non-zero code: 1",
-            "errorDetail": {"message": "The command '/bin/sh -c pip install' returned 1"},
-        },
-    ]
-    with pytest.raises(images.ImageBuildError) as caught:
-        log.consume(stream)
-    error = caught.value
-    assert error.service == "monitor"
-    assert error.step == "Step 2/3 : RUN pip install -r requirements.txt"
-    assert "monitor image failed at Step 2/3" in error.message
-    assert error.output_tail is not None
-    assert "No matching distribution" in error.output_tail
-    assert "returned 1" in error.output_tail
-    assert "apps/monitor/Dockerfile" in (error.hint or "")
-
-
-def test_build_log_counts_cached_steps_and_returns_the_image_id() -> None:
-    seen: list[tuple[str, str]] = []
-    log = images._BuildLog("backend", lambda service, line: seen.append((service, line)))
-    image_id = log.consume(
-        [
-            {"stream": "Step 1/5 : ARG GO_IMAGE=golang:1.26-trixie\n"},
-            {"stream": "Step 2/5 : FROM ${GO_IMAGE} AS build\n"},
-            {"stream": " ---> 1234\n"},
-            {"stream": "Step 3/5 : RUN go build\n"},
-            {"stream": " ---> Running in 5678\n"},
-            {"stream": "Step 4/5 : FROM scratch\n"},
-            {"stream": "Step 5/5 : COPY --from=build /out/backend /backend\n"},
-            {"stream": " ---> Using cache\n"},
-            {"aux": {"ID": "sha256:feed"}},
-            {"stream": "Successfully built feed\n"},
-        ]
-    )
-    assert image_id == "sha256:feed"
-    assert (log.steps, log.cached_steps) == (2, 1)  # FROM and global ARG never cache
-    assert log.rebuilt == ["RUN go build"]
-    assert seen[0] == ("backend", "Step 1/5 : ARG GO_IMAGE=golang:1.26-trixie")
-
-
-def test_build_without_image_id_is_a_failure() -> None:
-    with pytest.raises(images.ImageBuildError, match="no image ID"):
-        images._BuildLog("smoke", None).consume([{"stream": "Step 1/1 : FROM scratch\n"}])
-
-
 def test_building_a_service_without_dockerfile_says_which(tmp_path: Path) -> None:
     (plan,) = _plan(services=["smoke"], apps_dir=tmp_path)
     with pytest.raises(images.ImageBuildError, match="no Dockerfile") as caught:
-        images.build_image(None, plan)  # type: ignore[arg-type]  # fails before any Engine call
+        images.build_image(None, plan)  # fails before buildx runs
     assert caught.value.service == "smoke"
-
-
-def test_build_past_its_deadline_is_abandoned_with_the_step_it_was_at() -> None:
-    log = images._BuildLog("frontend", None, deadline=0.0)  # long past
-    with pytest.raises(images.ImageBuildError, match="past its deadline"):
-        log.consume([{"stream": "Step 1/9 : FROM node:20-trixie-slim\n"}])
 
 
 def test_a_refused_pull_says_what_the_registry_said_and_what_to_do() -> None:

@@ -263,6 +263,8 @@ def test_pinned_versions_match_the_ci_scripts() -> None:
     config = Config()
     assert sourced == [config.argocd_version, config.kustomize_version, config.gitea_version]
     assert f'KUSTOMIZE_VERSION="{Config().kustomize_version}"' in kustomize_script
+    buildx_script = (ROOT / "scripts/buildx.sh").read_text()
+    assert f'BUILDX_VERSION="{Config().buildx_version}"' in buildx_script
 
 
 def test_kubernetes_version_comes_from_the_kind_node_image() -> None:
