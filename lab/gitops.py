@@ -1,7 +1,9 @@
 """Edits to the GitOps repository: seed it, bump an environment's tags, promote to prod.
 
 The repository's content is the project's `gitops/` tree; what changes over time are
-the `newTag` values in `environments/<env>/kustomization.yaml`, edited structurally
+the `newTag` and `digest` values in `environments/<env>/kustomization.yaml` (a deploy
+pins each image to the digest the registry gave its tag, so a tag pushed again later
+cannot change what runs), edited structurally
 (ruamel.yaml round-trip: comments, key order and quoting kept), committed by a bot
 identity and pushed. A push that loses a race re-fetches, re-applies the edit and
 pushes again, so concurrent deploys all land.
@@ -163,31 +165,81 @@ def validate_tag(tag: str) -> str:
 
 def commit_of(tag: str) -> str:
     """The commit a tag's images were built from (what the backend reports)."""
-    return tag.partition(DIRTY)[0]
+    return tag_of(tag).partition(DIRTY)[0]
+
+
+# An image an environment runs is a "pin": its tag, and the digest that tag had when it
+# was deployed (`<tag>@sha256:<hex>`), or the tag alone (the seed's `main`).
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def pin(tag: str, digest: str | None) -> str:
+    """`<tag>@<digest>`, or `tag` when no digest is known."""
+    if digest is None:
+        return tag
+    if not _DIGEST.match(digest):
+        raise LabError(
+            f"{digest!r} is not an image digest (sha256:<64 hex>)",
+            hint="deploys pin the digest the registry reports for the pushed tag",
+        )
+    return f"{tag}@{digest}"
+
+
+def tag_of(pinned: str) -> str:
+    """The tag of a pin (`<tag>@<digest>` or `<tag>`)."""
+    return pinned.partition("@")[0]
+
+
+def digest_of(pinned: str) -> str | None:
+    """The digest of a pin, when it has one."""
+    return pinned.partition("@")[2] or None
+
+
+def service_of(name: str) -> str:
+    """The service an image placeholder runs: `backend-v2` → backend."""
+    return name.removesuffix("-v1").removesuffix("-v2")
 
 
 def kustomization_path(environment: str) -> PurePosixPath:
     return PurePosixPath("environments") / environment / "kustomization.yaml"
 
 
-def plan_update(current: Mapping[str, str], commit: str) -> dict[str, str]:
-    """The tags an environment gets when `commit` is deployed to it.
+def plan_update(
+    current: Mapping[str, str], commit: str, digests: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The pins an environment gets when `commit` is deployed to it.
 
-    v1 ← the tag live as v2, v2 ← `commit`; when v2 is still a seed value (nothing
-    deployed yet) both become `commit`; a service whose v2 already is `commit` keeps
-    its tags. Single images always get `commit`.
+    v1 ← the pin live as v2, v2 ← `commit`; when v2 is still a seed value (nothing
+    deployed yet) both become `commit`; a service whose v2 already runs `commit` keeps
+    its v1. Single images always get `commit`. `digests` (by service) pins the new
+    commit's images; without one, an image already at `commit` keeps its own pin.
     """
-    tags = dict(current)
+    digests = digests or {}
+
+    def new(service: str, live: str) -> str:
+        if service in digests:
+            return pin(commit, digests[service])
+        return live if tag_of(live) == commit else commit
+
+    pins = dict(current)
     for service in VARIANT_SERVICES:
         v1, v2 = f"{service}-v1", f"{service}-v2"
         live = current[v2]
-        if live == commit:
-            continue
-        tags[v1] = commit if live in SEED_TAGS else live
-        tags[v2] = commit
+        if tag_of(live) != commit:
+            pins[v1] = new(service, commit) if tag_of(live) in SEED_TAGS else live
+        pins[v2] = new(service, live)
     for name in SINGLE_IMAGES:
-        tags[name] = commit
-    return tags
+        pins[name] = new(name, current[name])
+    return pins
+
+
+def commit_digests(pins: Mapping[str, str], commit: str) -> dict[str, str]:
+    """By service, the digests an environment's pins give `commit`'s images."""
+    return {
+        service_of(name): digest
+        for name, pinned in pins.items()
+        if tag_of(pinned) == commit and (digest := digest_of(pinned))
+    }
 
 
 class Kustomization:
@@ -246,23 +298,27 @@ class Kustomization:
         )
 
     def tags(self) -> dict[str, str]:
-        """The `newTag` of each expected image placeholder."""
+        """The pin of each expected image placeholder: its `newTag`, `@digest` if set."""
         tags: dict[str, str] = {}
         for name in IMAGE_NAMES:
-            tag = self._entries[name].get("newTag")
+            entry = self._entries[name]
+            tag = entry.get("newTag")
             if tag is None or str(tag) == "":
                 raise LabError(
                     f"{self.source}: image {name} has no newTag",
                     hint="give every `images:` entry a newTag (the seed uses 'main')",
                 )
-            tags[name] = str(tag)
+            digest = entry.get("digest")
+            tags[name] = pin(str(tag), str(digest) if digest else None)
         return tags
 
     def image(self, name: str) -> str:
         return str(self._entries[name].get("newName") or name)
 
     def set_tags(self, tags: Mapping[str, str]) -> tuple[ImageChange, ...]:
-        """Set `newTag` of each named placeholder; the changes, in IMAGE_NAMES order.
+        """Set the pin (`newTag`, and `digest` or none) of each named placeholder.
+
+        Returns the changes, in IMAGE_NAMES order.
 
         The smoke test's expected commits follow the backend variants' tags (empty
         while a variant still runs a seed tag).
@@ -274,9 +330,14 @@ class Kustomization:
                 continue
             entry = self._entries[name]
             old = entry.get("newTag")
+            tag, digest = tag_of(tags[name]), digest_of(tags[name])
             # Keep the author's quoting; a plain scalar that would read as a number
             # (a short SHA like 1234567) is quoted by ruamel's representer.
-            entry["newTag"] = type(old)(tags[name]) if isinstance(old, ScalarString) else tags[name]
+            entry["newTag"] = type(old)(tag) if isinstance(old, ScalarString) else tag
+            if digest:
+                entry["digest"] = digest  # kustomize renders <newName>:<newTag>@<digest>
+            else:
+                entry.pop("digest", None)  # a digest of another tag must not stay
             self.modified = True
             changes.append(ImageChange(name, self.image(name), current[name], tags[name]))
         self._set_expected_commits({**current, **tags})
@@ -296,7 +357,7 @@ class Kustomization:
             key = str(item).split("=", 1)[0]
             if key in EXPECTED_COMMITS:
                 tag = tags[EXPECTED_COMMITS[key]]
-                value = f"{key}={'' if tag in SEED_TAGS else commit_of(tag)}"
+                value = f"{key}={'' if tag_of(tag) in SEED_TAGS else commit_of(tag)}"
                 if str(item) != value:
                     literals[index] = type(item)(value) if isinstance(item, ScalarString) else value
                     self.modified = True
@@ -336,7 +397,7 @@ def render_promotion_body(
         *(f"| `{c.name}` ({c.image}) | `{c.old}` | `{c.new}` |" for c in changes),
         "",
         "Images:",
-        *sorted({f"- `{c.image}:{c.new}`" for c in changes}),
+        *sorted({f"- `{c.image}:{c.new}`" for c in changes}),  # <tag>@<digest>: pulled
         "",
         f"**Scan:** {summary.scan}",
         "",
@@ -659,7 +720,7 @@ def all_deployed_tags(root: Path) -> dict[str, dict[str, str]]:
             tags = read_tags(path.read_text(encoding="utf-8"), str(kustomization_path(environment)))
         except (LabError, OSError):
             continue  # content the new tree replaces
-        if any(tag not in SEED_TAGS for tag in tags.values()):
+        if any(tag_of(tag) not in SEED_TAGS for tag in tags.values()):
             deployed[environment] = tags
     return deployed
 
@@ -682,10 +743,16 @@ def _replace_content(root: Path, tree: Path) -> None:
 
 
 def deploy(
-    remote: Remote, environment: str, commit: str, *, timeout: float = GIT_TIMEOUT
+    remote: Remote,
+    environment: str,
+    commit: str,
+    *,
+    digests: Mapping[str, str] | None = None,
+    timeout: float = GIT_TIMEOUT,
 ) -> Deployment:
     """Deploy `commit` to `environment`: A/B tag bump on main, committed and pushed.
 
+    `digests` (by service: what the registry holds for `commit`'s tag) pins the images.
     Converges: when the environment already runs `commit`, nothing is committed. A push
     that loses a race is redone on the new main (re-fetch, re-apply, push). `commit`
     may be a dirty build's tag (`dirty_tag`) for dev only.
@@ -696,7 +763,7 @@ def deploy(
         with open_checkout(remote, timeout) as checkout:
             main = fetch_main(checkout)
             path, source, text = _environment_text(checkout, environment)
-            planned = plan_update(read_tags(text, source), commit)
+            planned = plan_update(read_tags(text, source), commit, digests)
             edited, changes = edit_tags(text, planned, source)
             if edited == text:
                 return Deployment(environment, commit, (), main, pushed=False)
@@ -723,6 +790,7 @@ def promote(
 ) -> Promotion:
     """Branch `promote-<commit>` from main with `environment`'s tag bump, and its pull request.
 
+    The images keep the digests dev runs `commit` with: prod gets the bytes dev tested.
     Converges: an open pull request for the branch is reused (its branch is rebuilt on
     the current main when main moved); when `environment` already runs `commit`
     nothing is pushed and no pull request is opened.
@@ -733,8 +801,10 @@ def promote(
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         with open_checkout(remote, timeout) as checkout:
             fetch_main(checkout)
+            _, dev_source, dev_text = _environment_text(checkout, "dev")
+            digests = commit_digests(read_tags(dev_text, dev_source), commit)
             path, source, text = _environment_text(checkout, environment)
-            planned = plan_update(read_tags(text, source), commit)
+            planned = plan_update(read_tags(text, source), commit, digests)
             edited, changes = edit_tags(text, planned, source)
             if edited == text:
                 return Promotion(commit, environment, branch, ())

@@ -1,4 +1,4 @@
-"""deploy-dev: the A/B tag bump in the GitOps repository; Argo CD applies it to demo-dev."""
+"""deploy-dev: the A/B bump in the GitOps repository, pinned by digest; Argo CD syncs demo-dev."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import time
 
 from lab import (
     gitops,
+    images,
 )
 from lab.context import Run
 from lab.report import StageResult, Status
-from lab.stages.common import git_server, wait_synced
+from lab.stages.common import git_server, registry, wait_synced
 
 
 def deploy_stage(run: Run) -> StageResult:
     started = time.time()
     config = run.ctx.config
+    tag = run.commit.image_tag
+    digests = images.pushed_digests(registry(run.ctx), images.SERVICES, tag)
     with git_server(run.ctx) as (_, remote):
-        deployment = gitops.deploy(remote, "dev", run.commit.image_tag)
+        deployment = gitops.deploy(remote, "dev", tag, digests=digests)
     observed = wait_synced(run, "demo-dev", deployment.revision)
     changed = (
         ", ".join(f"{c.name} {c.old[:7]}→{c.new[:7]}" for c in deployment.changes)

@@ -9,7 +9,9 @@ from lab.gitops import (
     IMAGE_NAMES,
     ImageChange,
     PromotionSummary,
+    commit_digests,
     edit_tags,
+    pin,
     plan_update,
     read_tags,
     render_promotion_body,
@@ -305,3 +307,57 @@ def test_a_deploy_edit_of_the_real_gitops_tree_changes_only_tags_and_expected_co
         ("      - EXPECTED_V1_COMMIT=", f"      - EXPECTED_V1_COMMIT={A}"),
         ("      - EXPECTED_V2_COMMIT=", f"      - EXPECTED_V2_COMMIT={A}"),
     ]
+
+
+# -- digest pins: a deploy pins each image to the digest its tag had when pushed
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def test_a_deploy_with_digests_pins_the_new_commit_and_moves_v2s_pin_to_v1() -> None:
+    current = tags((A, f"{A}@{D1}"), (A, A), A)
+    planned = plan_update(current, B, {"backend": D2})
+    assert planned["backend-v1"] == f"{A}@{D1}"  # the live v2, digest and all
+    assert planned["backend-v2"] == f"{B}@{D2}"
+    assert planned["monitor-v2"] == B  # no digest given for it: by tag
+
+
+def test_a_first_deploy_pins_both_variants_to_the_new_digest() -> None:
+    planned = plan_update(tags(("main", "main"), ("main", "main"), "main"), A, {"backend": D1})
+    assert planned["backend-v1"] == planned["backend-v2"] == f"{A}@{D1}"
+
+
+def test_redeploying_a_commit_repins_it_without_moving_v1() -> None:
+    current = tags((A, B), (A, B), B)
+    planned = plan_update(current, B, {"backend": D1, "monitor": D2})
+    assert planned["backend-v1"] == A and planned["backend-v2"] == f"{B}@{D1}"
+    # without a digest, a pin already at the commit is kept as it is
+    assert plan_update({**current, "smoke": f"{B}@{D1}"}, B)["smoke"] == f"{B}@{D1}"
+
+
+def test_pins_are_written_as_newtag_and_digest_and_read_back() -> None:
+    edited, changes = edit_tags(KUSTOMIZATION, {"backend-v2": f"{A}@{D1}"}, "dev")
+    assert f"newTag: \"{A}\"" in edited and f"digest: {D1}" in edited  # quoting kept
+    assert read_tags(edited, "dev")["backend-v2"] == f"{A}@{D1}"
+    assert [(c.name, c.new) for c in changes] == [("backend-v2", f"{A}@{D1}")]
+    # a later tag without a digest removes the old digest: it named other bytes
+    again, _ = edit_tags(edited, {"backend-v2": B}, "dev")
+    assert "digest:" not in again and read_tags(again, "dev")["backend-v2"] == B
+
+
+def test_the_smoke_test_expects_the_commit_of_a_pinned_tag() -> None:
+    edited, _ = edit_tags(KUSTOMIZATION, {"backend-v2": f"{A}@{D1}"}, "dev")
+    assert f"EXPECTED_V2_COMMIT={A}" in edited
+
+
+def test_promotion_takes_the_digests_dev_runs_the_commit_with() -> None:
+    dev = tags((A, f"{B}@{D1}"), (f"{B}@{D2}", f"{B}@{D2}"), f"{B}@{D2}")
+    assert commit_digests(dev, B) == {"backend": D1, "monitor": D2, "frontend": D2, "smoke": D2}
+    assert commit_digests(dev, A) == {}  # v1 runs A by tag: nothing to pin
+
+
+@pytest.mark.parametrize("bad", ["sha256:abc", "md5:" + "0" * 64, "1" * 64])
+def test_a_malformed_digest_is_refused(bad: str) -> None:
+    with pytest.raises(LabError, match="not an image digest"):
+        pin(A, bad)

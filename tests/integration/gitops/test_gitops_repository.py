@@ -18,7 +18,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from lab import manifests
+from lab import gitops, manifests
 from lab.config import Config
 from lab.errors import LabError
 
@@ -448,6 +448,25 @@ def test_the_fields_lab_code_edits_reach_the_render(gitops_copy: Path, kustomize
     assert smoke["data"]["EXPECTED_V2_COMMIT"] == sha
     for name, route in _weighted_routes(rendering):
         assert [r["weight"] for r in route] == [70, 30], name
+    assert manifests.check_structure(rendering.objects) == []
+
+
+def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomize: str) -> None:
+    """What `gitops.deploy` writes, rendered by the real kustomize: tag and digest."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    digest = "sha256:" + "ab" * 32
+    path = gitops_copy / "environments/dev/kustomization.yaml"
+    text = path.read_text()
+    planned = gitops.plan_update(gitops.read_tags(text, str(path)), sha, {"backend": digest})
+    path.write_text(gitops.edit_tags(text, planned, str(path))[0])
+
+    rendering = manifests.render(gitops_copy / "environments/dev", kustomize=kustomize)
+
+    for name in ("backend-v1", "backend-v2"):
+        container = rendering.find("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == f"localhost:5001/lab/backend:{sha}@{digest}", name
+    frontend = rendering.find("Deployment", "frontend")["spec"]["template"]["spec"]
+    assert frontend["containers"][0]["image"] == f"localhost:5001/lab/frontend:{sha}"
     assert manifests.check_structure(rendering.objects) == []
 
 

@@ -11,6 +11,7 @@ import pytest
 from lab import gitops, proc
 from lab.errors import LabError
 from lab.gitops import PromotionSummary
+from lab.images import SERVICES
 from tests.integration.gitserver.support import (
     ORG,
     PLACEHOLDERS,
@@ -393,3 +394,32 @@ def test_a_dirty_build_deploys_to_dev_under_its_own_tag_and_never_reaches_prod(
         assert "commit the changes" in (caught.value.hint or "")
     assert repo.main() == before
     assert repo.gitea.client().list_pull_requests(ORG, repo.name) == []
+
+
+def test_a_deploy_by_digest_is_promoted_with_the_same_digests(
+    repo: Repo, fixture_tree: Path, tmp_path: Path
+) -> None:
+    digests = {service: "sha256:" + str(n) * 64 for n, service in enumerate(SERVICES, 1)}
+    gitops.seed(repo.remote, fixture_tree)
+    gitops.deploy(repo.remote, "dev", A, digests=digests)
+    dev = gitops.deployed_tags(repo.remote, "dev")
+    assert dev["backend-v1"] == dev["backend-v2"] == f"{A}@{digests['backend']}"
+    assert dev["smoke"] == f"{A}@{digests['smoke']}"
+    checkout = clone(repo, tmp_path / "checkout")
+    assert render_images(checkout / "environments" / "dev")["backend-v2"] == (
+        f"localhost:5001/lab/backend:{A}@{digests['backend']}"
+    )
+
+    promotion = gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, A)
+
+    assert promotion.pull_request is not None
+    with repo.gitea.client() as server:
+        server.merge_pull_request(ORG, repo.name, promotion.pull_request.number)
+    assert gitops.deployed_tags(repo.remote, "prod") == dev  # prod runs the bytes dev tested
+    assert f"`localhost:5001/lab/monitor:{A}@{digests['monitor']}`" in promotion.pull_request.body
+
+    # the next deploy without digests moves v2's pin to v1 and leaves no stale digest
+    gitops.deploy(repo.remote, "dev", B)
+    after = gitops.deployed_tags(repo.remote, "dev")
+    assert after["backend-v1"] == f"{A}@{digests['backend']}" and after["backend-v2"] == B
+    assert "digest" not in read_file(repo, DEV).split("name: frontend", 1)[1].split("name:", 1)[0]
