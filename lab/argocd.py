@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
 
 from lab.config import Config
 from lab.errors import LabError
+from lab.wait import Observation
+
+if TYPE_CHECKING:
+    from lab.k8s import Cluster
 
 NAMESPACE = "argocd"
 WORKLOADS = (
@@ -207,6 +211,33 @@ def application_status(app: dict[str, Any]) -> tuple[str, str, str]:
         str(health.get("status", "Unknown")),
         str(sync.get("revision", ""))[:12],
     )
+
+
+APPLICATION = ("argoproj.io/v1alpha1", "Application")
+
+
+def refresh(cluster: Cluster, app: str) -> None:
+    """Ask Argo CD to look at `app`'s repository now, not at its next poll (~3 min)."""
+    cluster.resource(*APPLICATION).patch(
+        name=app,
+        namespace=NAMESPACE,
+        body=refresh_annotation(),
+        content_type="application/merge-patch+json",
+    )
+
+
+def synced_revision(app: dict[str, Any]) -> str:
+    """The full revision Argo CD last synced `app` to ("" before the first sync)."""
+    return str(((app.get("status") or {}).get("sync") or {}).get("revision", ""))
+
+
+def unsyncable(name: str, app: dict[str, Any], revision: str) -> Observation | None:
+    """What a wait for `revision` sees when Argo CD gave up on that sync (failed, with
+    the server's words); None while it may still get there."""
+    failure = sync_failure(app, revision)
+    if failure:
+        return Observation(False, f"Argo CD could not sync {name}: {failure}", failed=True)
+    return None
 
 
 def sync_failure(app: dict[str, Any], revision: str) -> str | None:

@@ -134,26 +134,17 @@ def wait_healthy(
 ) -> list[str]:
     """Wait until each demo application is Synced at `revision` and Healthy."""
     seen = []
-    resource = cluster.resource("argoproj.io/v1alpha1", "Application")
     for app in APPLICATIONS:
-        resource.patch(  # refresh now rather than at Argo CD's next poll
-            name=app,
-            namespace=argocd.NAMESPACE,
-            body=argocd.refresh_annotation(),
-            content_type="application/merge-patch+json",
-        )
+        argocd.refresh(cluster, app)
 
         def look(app: str = app) -> wait.Observation:
-            obj = cluster.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
+            obj = cluster.get(*argocd.APPLICATION, app, argocd.NAMESPACE)
             if obj is None:
                 return wait.Observation(False, f"application {app} not found")
+            if stuck := argocd.unsyncable(app, obj, revision):
+                return stuck
             sync, health, _ = argocd.application_status(obj)
-            at = str(((obj.get("status") or {}).get("sync") or {}).get("revision", ""))
-            failure = argocd.sync_failure(obj, revision)
-            if failure:
-                return wait.Observation(
-                    False, f"Argo CD could not sync {app}: {failure}", failed=True
-                )
+            at = argocd.synced_revision(obj)
             done = at == revision and sync == "Synced" and health == "Healthy"
             return wait.Observation(done, f"{app}: {sync}, {health} at {at[:12] or '?'}")
 

@@ -248,8 +248,8 @@ class GitServer:
         def look() -> wait.Observation:
             try:
                 response = self._request("GET", path, allow=(404, 409, 500))
-            except LabError as error:  # unreachable, or refused: waiting cannot help
-                return wait.Observation(False, error.message, failed=True, hint=error.hint)
+            except LabError as error:
+                return wait.refusal(error)
             current = response.json()["commit"]["id"] if response.status_code == 200 else None
             seen = f"GET {path}: HTTP {response.status_code} {_short(response)}"
             return wait.Observation(current == sha, seen)
@@ -365,8 +365,8 @@ class GitServer:
                         hint=f"reopen it in Gitea ({current.url}) or run the promotion again",
                     )
                 response = self._request("POST", path, json=payload, allow=_MERGE_ANSWERS)
-            except LabError as error:  # unreachable, or refused: waiting cannot help
-                return wait.Observation(False, error.message, failed=True, hint=error.hint)
+            except LabError as error:
+                return wait.refusal(error)
             if response.status_code not in _MERGE_ANSWERS:
                 return wait.Observation(True, "merge accepted")
             answer = f"HTTP {response.status_code}: {_message(response)}"

@@ -26,6 +26,11 @@ class Observation:
     hint: str | None = None  # what to do, when failed says so
 
 
+def refusal(error: LabError) -> Observation:
+    """A look that got a LabError (unreachable, or refused): waiting cannot help."""
+    return Observation(False, error.message, failed=True, hint=error.hint)
+
+
 def until(
     what: str,
     look: Callable[[], Observation],

@@ -44,26 +44,19 @@ def wait_synced(run: Run, app: str, revision: str) -> str:
     rejects) fails here at once, with the server's words.
     """
     cluster = cluster_of(run.ctx)
-    resource = cluster.resource("argoproj.io/v1alpha1", "Application")
-    # Ask for a refresh now rather than waiting for Argo CD's polling interval.
-    resource.patch(
-        name=app,
-        namespace=argocd.NAMESPACE,
-        body=argocd.refresh_annotation(),
-        content_type="application/merge-patch+json",
-    )
+    resource = cluster.resource(*argocd.APPLICATION)
+    argocd.refresh(cluster, app)
 
     stopped: list[str] = []
 
     def look() -> wait.Observation:
-        obj = cluster.get("argoproj.io/v1alpha1", "Application", app, argocd.NAMESPACE)
+        obj = cluster.get(*argocd.APPLICATION, app, argocd.NAMESPACE)
         if obj is None:
             return wait.Observation(False, f"application {app} not found")
+        if stuck := argocd.unsyncable(app, obj, revision):
+            return stuck
         sync, health, current = argocd.application_status(obj)
-        full = str(((obj.get("status") or {}).get("sync") or {}).get("revision", ""))
-        failure = argocd.sync_failure(obj, revision)
-        if failure:
-            return wait.Observation(False, f"Argo CD could not sync {app}: {failure}", failed=True)
+        full = argocd.synced_revision(obj)
         if full == revision and sync == "Synced":
             return wait.Observation(True, f"{app}: {sync}, {health} at {current}")
         if argocd.applied(obj, revision):  # pods not Ready yet: the smoke stage's question

@@ -246,6 +246,9 @@ def test_the_pipeline_runs_end_to_end(lab: Lab) -> None:
     print(out[-5000:])
     assert "UNVERIFIED: vulnerability database unreachable" in out
     assert "pull request #" in out
+    # Deployed by digest: each lab image runs as <repo>:<tag>@sha256:<what was pushed>.
+    ours = [i for i in running_images(lab, "demo-dev") if "/lab/" in i]
+    assert ours and all("@sha256:" in i for i in ours), ours
 
 
 def test_approve_merges_and_prod_passes_its_smoke_test(lab: Lab) -> None:
@@ -253,6 +256,10 @@ def test_approve_merges_and_prod_passes_its_smoke_test(lab: Lab) -> None:
     result = lab.invoke("pipeline.approve", "--sha", sha, timeout=1800)
     out = result.stdout + result.stderr
     assert "merged" in out
+    # prod runs the very images dev tested: the same digests, not just the same tags
+    dev = {i for i in running_images(lab, "demo-dev") if f":{sha}@" in i}
+    prod = {i for i in running_images(lab, "demo-prod") if f":{sha}@" in i}
+    assert dev and prod <= dev and prod, (dev, prod)
 
 
 def running_images(lab: Lab, namespace: str) -> list[str]:

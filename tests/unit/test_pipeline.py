@@ -138,13 +138,19 @@ def _git(repo: Path, *args: str) -> str:
     return proc.run(("git", *args), timeout=30, cwd=repo).stdout.strip()
 
 
-def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    (repo / "a.txt").write_text("1")
-    _git(repo, "add", "a.txt")
-    _git(repo, "commit", "-q", "-m", "one")
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository on main with one commit of a.txt ("1")."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    (path / "a.txt").write_text("1")
+    _git(path, "add", "a.txt")
+    _git(path, "commit", "-q", "-m", "one")
+    return path
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(repo: Path) -> None:
     clean = pipeline.resolve_commit(context.PipelineOptions(), repo)
     assert (clean.sha, clean.branch, clean.dirty) == (
         _git(repo, "rev-parse", "HEAD"),
@@ -160,13 +166,7 @@ def test_a_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert dirty.dirty and dirty.version.endswith("-dirty")
 
 
-def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    (repo / "a.txt").write_text("1")
-    _git(repo, "add", "a.txt")
-    _git(repo, "commit", "-q", "-m", "one")
+def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(repo: Path) -> None:
     head = _git(repo, "rev-parse", "HEAD")
     assert pipeline.resolve_commit(context.PipelineOptions(), repo).image_tag == head
 
@@ -185,13 +185,7 @@ def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(tmp_path: Pa
     assert gitops.commit_of(second) == head
 
 
-def test_an_unknown_sha_is_a_lab_error(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    (repo / "a").write_text("x")
-    _git(repo, "add", "a")
-    _git(repo, "commit", "-q", "-m", "x")
+def test_an_unknown_sha_is_a_lab_error(repo: Path) -> None:
     with pytest.raises(LabError):
         pipeline.resolve_commit(context.PipelineOptions(sha="0" * 40), repo)
 
