@@ -10,7 +10,7 @@
 # serve, so we pin the nearest served versions of the same release lines first.
 # Cold: ~15-25 min on 2 busy cores (~700 packages); warm: instant.
 #
-# CRD schemas (into ~/.cache/lab/crds/, read by lab/manifests.py):
+# CRD schemas (into ~/.cache/lab/crds/, read by tests/support/manifest_checks.py):
 #   Istio:   crd-all.gen.yaml from the same Istio module;
 #   Argo CD: manifests/crds/ from github.com/argoproj/argo-cd/v3. Argo CD v3.6 declares
 #            `go 1.27`, which a Go 1.26 toolchain refuses to extract; the checksum-verified
@@ -23,7 +23,7 @@ set -euo pipefail
 
 # The Istio module commit, its version label and dependency pins are shared with the
 # kind tier's istiod build: one definition, in kind/versions.sh. (The module version is
-# also ISTIO_MODULE_VERSION in lab/manifests.py; keep them in step.)
+# also ISTIO_MODULE_VERSION in tests/support/manifest_checks.py; keep them in step.)
 # shellcheck source=kind/versions.sh
 source "$(dirname "${BASH_SOURCE[0]}")/kind/versions.sh"
 

@@ -52,7 +52,9 @@ def run_smoke(ctx: Context, environment: str, sha: str) -> tuple[list[CheckResul
             report=ctx.ui.progress,
         )
     with git_server(ctx) as (_, remote), gitops.repository_tree(remote) as tree:
-        job = manifests.smoke_job(manifests.render(tree / "environments" / environment))
+        kustomize = manifests.kustomize_binary(version=ctx.config.kustomize_version)
+        rendering = manifests.render(tree / "environments" / environment, kustomize=kustomize)
+        job = manifests.smoke_job(rendering)
     job.setdefault("metadata", {})["namespace"] = namespace
     job["metadata"].setdefault("labels", {})["lab.dev/commit"] = sha[:63]
     if not mesh.has_data_plane(ctx.config):

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import config, manifests, mesh, proc
+from lab import config, mesh, proc
+from tests.support import manifest_checks
 
 pytestmark = pytest.mark.integration
 
 
 def _generate(tmp_path: Path, cfg: config.Config) -> str:
-    istioctl = manifests.istioctl_binary()  # fails naming .ci/tools/istioctl.sh when absent
+    istioctl = manifest_checks.istioctl_binary()  # fails naming .ci/tools/istioctl.sh when absent
     operator = mesh.write_operator(cfg, tmp_path)
     return proc.run((istioctl, "manifest", "generate", "-f", str(operator)), timeout=120).stdout
 

@@ -1,4 +1,4 @@
-"""The pure core of lab.manifests: error explanations, schema and structural checks."""
+"""lab.manifests (error explanations, tool lookup) and the tests' manifest checks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from lab import manifests
 from lab.config import Config
 from lab.errors import LabError, ToolNotFound
+from tests.support import manifest_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,7 +152,7 @@ def mesh() -> list[dict[str, Any]]:
                                 "source": {
                                     "principals": [
                                         "cluster.local/ns/ns/sa/caller",
-                                        manifests.INGRESS_PRINCIPAL,
+                                        manifest_checks.INGRESS_PRINCIPAL,
                                     ]
                                 }
                             }
@@ -248,7 +249,7 @@ def test_pinned_versions_match_the_ci_scripts() -> None:
     kustomize_script = (ROOT / ".ci/tools/kustomize.sh").read_text()
     assert 'source "$(dirname "${BASH_SOURCE[0]}")/kind/versions.sh"' in istioctl_script
     versions_script = (ROOT / ".ci/tools/kind/versions.sh").read_text()
-    assert f'ISTIO_MODULE_VERSION="{manifests.ISTIO_MODULE_VERSION}"' in versions_script
+    assert f'ISTIO_MODULE_VERSION="{manifest_checks.ISTIO_MODULE_VERSION}"' in versions_script
     sourced = subprocess.run(
         [
             "bash",
@@ -268,7 +269,7 @@ def test_pinned_versions_match_the_ci_scripts() -> None:
 
 
 def test_kubernetes_version_comes_from_the_kind_node_image() -> None:
-    assert re.fullmatch(r"1\.\d+", manifests.kubernetes_version())
+    assert re.fullmatch(r"1\.\d+", manifest_checks.kubernetes_version())
 
 
 # --------------------------------------------------------------------------- kustomize errors
@@ -308,18 +309,18 @@ def test_other_kustomize_errors_name_the_innermost_kustomization(tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def kubernetes_schemas() -> manifests.SchemaSet:
-    return manifests.SchemaSet(manifests.kubernetes_version(), [])
+def kubernetes_schemas() -> manifest_checks.SchemaSet:
+    return manifest_checks.SchemaSet(manifest_checks.kubernetes_version(), [])
 
 
 def test_a_valid_deployment_passes_the_kubernetes_schema(
-    kubernetes_schemas: manifests.SchemaSet,
+    kubernetes_schemas: manifest_checks.SchemaSet,
 ) -> None:
     assert kubernetes_schemas.validate(deployment("backend-v1", {"app": "backend"})) == []
 
 
 def test_a_misspelt_field_fails_the_kubernetes_schema(
-    kubernetes_schemas: manifests.SchemaSet,
+    kubernetes_schemas: manifest_checks.SchemaSet,
 ) -> None:
     broken = deployment("backend-v1", {"app": "backend"})
     broken["spec"]["replica"] = 2
@@ -329,13 +330,13 @@ def test_a_misspelt_field_fails_the_kubernetes_schema(
     assert "'replica'" in problems[0]
 
 
-def test_a_wrong_type_fails_the_kubernetes_schema(kubernetes_schemas: manifests.SchemaSet) -> None:
+def test_a_wrong_type_fails_the_kubernetes_schema(kubernetes_schemas: manifest_checks.SchemaSet) -> None:
     broken = deployment("backend-v1", {"app": "backend"})
     broken["spec"]["replicas"] = "two"
     assert any("spec.replicas" in p for p in kubernetes_schemas.validate(broken))
 
 
-def test_an_unknown_kind_has_no_schema(kubernetes_schemas: manifests.SchemaSet) -> None:
+def test_an_unknown_kind_has_no_schema(kubernetes_schemas: manifest_checks.SchemaSet) -> None:
     problems = kubernetes_schemas.validate(
         obj("VirtualService", "x", {}, api="networking.istio.io/v1")
     )
@@ -379,7 +380,7 @@ def test_crd_schemas_reject_unknown_fields(tmp_path: Path) -> None:
 
     path = tmp_path / "crd.yaml"
     path.write_text(yaml.safe_dump(crd))
-    schemas = manifests.SchemaSet("1.36", [path])
+    schemas = manifest_checks.SchemaSet("1.36", [path])
     good = obj("Widget", "w", {"size": 3, "note": None}, api="example.com/v1")
     assert schemas.validate(good) == []
     bad = obj("Widget", "w", {"size": 3, "colour": "red"}, api="example.com/v1")
@@ -390,7 +391,7 @@ def test_crd_schemas_reject_unknown_fields(tmp_path: Path) -> None:
 
 
 def test_a_consistent_mesh_has_no_problems() -> None:
-    assert manifests.check_structure(mesh()) == []
+    assert manifest_checks.check_structure(mesh()) == []
 
 
 def test_a_route_to_an_undefined_subset_is_reported() -> None:
@@ -398,27 +399,27 @@ def test_a_route_to_an_undefined_subset_is_reported() -> None:
     find(objects, "VirtualService", "backend")["spec"]["http"][0]["route"][1]["destination"][
         "subset"
     ] = "v3"
-    problems = manifests.check_structure(objects)
+    problems = manifest_checks.check_structure(objects)
     assert any("subset 'v3'" in p and "does not define" in p for p in problems)
 
 
 def test_a_subset_selecting_the_wrong_version_is_reported() -> None:
     objects = mesh()
     find(objects, "DestinationRule", "backend")["spec"]["subsets"][1]["labels"] = {"version": "v1"}
-    problems = manifests.check_structure(objects)
+    problems = manifest_checks.check_structure(objects)
     assert any("subset 'v2'" in p and "version 'v1'" in p for p in problems)
 
 
 def test_a_subset_selecting_no_pods_is_reported() -> None:
     objects = mesh()
     find(objects, "DestinationRule", "backend")["spec"]["subsets"][1]["labels"] = {"version": "v9"}
-    assert any("selects no pods" in p for p in manifests.check_structure(objects))
+    assert any("selects no pods" in p for p in manifest_checks.check_structure(objects))
 
 
 def test_weights_must_add_up_to_100() -> None:
     objects = mesh()
     find(objects, "VirtualService", "backend")["spec"]["http"][0]["route"][1]["weight"] = 20
-    assert any("do not add up to 100" in p for p in manifests.check_structure(objects))
+    assert any("do not add up to 100" in p for p in manifest_checks.check_structure(objects))
 
 
 def test_a_principal_without_its_service_account_is_reported() -> None:
@@ -427,7 +428,7 @@ def test_a_principal_without_its_service_account_is_reported() -> None:
         for o in mesh()
         if not (o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "caller")
     ]
-    problems = manifests.check_structure(objects)
+    problems = manifest_checks.check_structure(objects)
     assert any("no ServiceAccount 'caller' in ns" in p for p in problems)
 
 
@@ -435,19 +436,19 @@ def test_a_principal_from_another_namespace_is_reported() -> None:
     objects = mesh()
     rules = find(objects, "AuthorizationPolicy", "backend")["spec"]["rules"]
     rules[0]["from"][0]["source"]["principals"] = ["cluster.local/ns/NAMESPACE/sa/caller"]
-    assert any("from namespace 'NAMESPACE'" in p for p in manifests.check_structure(objects))
+    assert any("from namespace 'NAMESPACE'" in p for p in manifest_checks.check_structure(objects))
 
 
 def test_a_service_selecting_nothing_is_reported() -> None:
     objects = mesh()
     find(objects, "Service", "backend")["spec"]["selector"] = {"app": "backend", "version": "v3"}
-    assert any("selects no Deployment" in p for p in manifests.check_structure(objects))
+    assert any("selects no Deployment" in p for p in manifest_checks.check_structure(objects))
 
 
 def test_a_service_port_naming_a_missing_container_port_is_reported() -> None:
     objects = mesh()
     find(objects, "Service", "backend")["spec"]["ports"][0]["targetPort"] = "web"
-    assert any("targets container port 'web'" in p for p in manifests.check_structure(objects))
+    assert any("targets container port 'web'" in p for p in manifest_checks.check_structure(objects))
 
 
 @pytest.mark.parametrize(
@@ -474,7 +475,7 @@ def test_workload_hardening_is_checked(change: dict[str, Any], expected: str) ->
             del container[key]
         else:
             container[key] = value
-    assert any(expected in p for p in manifests.check_structure(objects))
+    assert any(expected in p for p in manifest_checks.check_structure(objects))
 
 
 def test_missing_config_maps_are_reported_but_external_secrets_are_not() -> None:
@@ -489,7 +490,7 @@ def test_missing_config_maps_are_reported_but_external_secrets_are_not() -> None
             "valueFrom": {"secretKeyRef": {"name": "demo-secrets", "key": "JWT_SECRET"}},
         }
     ]
-    problems = manifests.check_structure(objects)
+    problems = manifest_checks.check_structure(objects)
     assert problems == [
         "Deployment/backend-v1 in ns refers to ConfigMap 'backend-config', which does not exist"
     ]
@@ -524,7 +525,7 @@ def test_environment_diff_ignores_namespaces_and_generated_hashes() -> None:
     )
     differences = [
         str(d)
-        for d in manifests.environment_diff(dev, prod, left_ns="demo-dev", right_ns="demo-prod")
+        for d in manifest_checks.environment_diff(dev, prod, left_ns="demo-dev", right_ns="demo-prod")
     ]
     assert differences == [
         "ConfigMap/cfg data.HOST: 'dev.localhost' -> 'prod.localhost'",
@@ -536,7 +537,7 @@ def test_environment_diff_ignores_namespaces_and_generated_hashes() -> None:
 
 
 def test_analyze_messages_are_parsed_from_istioctl_output() -> None:
-    assert manifests.parse_analyze_output(ANALYZE_OUTPUT) == [
+    assert manifest_checks.parse_analyze_output(ANALYZE_OUTPUT) == [
         'Warning [IST0101] (Gateway demo-dev/gw) Referenced selector not found: "istio=gw"',
         "Info [IST0102] (Namespace default) The namespace is not enabled for Istio injection.",
     ]
@@ -544,7 +545,7 @@ def test_analyze_messages_are_parsed_from_istioctl_output() -> None:
 
 def test_no_messages_when_istioctl_finds_nothing() -> None:
     assert (
-        manifests.parse_analyze_output(
+        manifest_checks.parse_analyze_output(
             "\u2714 No validation issues found when analyzing namespace: demo-dev.\n"
         )
         == []

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from lab import gitops, manifests
 from lab.config import Config
 from lab.errors import LabError
+from tests.support import manifest_checks
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +49,12 @@ def _tool(finder: Any) -> str:
 
 @pytest.fixture(scope="module")
 def kustomize() -> str:
-    return _tool(manifests.kustomize_binary)
+    return _tool(lambda: manifests.kustomize_binary(version=Config().kustomize_version))
 
 
 @pytest.fixture(scope="module")
 def istioctl() -> str:
-    return _tool(manifests.istioctl_binary)
+    return _tool(manifest_checks.istioctl_binary)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,12 @@ def renders(kustomize: str) -> dict[str, manifests.Rendering]:
 
 
 @pytest.fixture(scope="module")
-def schemas() -> manifests.SchemaSet:
+def schemas() -> manifest_checks.SchemaSet:
     try:
-        files = manifests.crd_files()
+        files = manifest_checks.crd_files()
     except LabError as error:
         pytest.fail(error.render(), pytrace=False)
-    return manifests.SchemaSet(manifests.kubernetes_version(), files)
+    return manifest_checks.SchemaSet(manifest_checks.kubernetes_version(), files)
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def _weighted_routes(rendering: manifests.Rendering) -> list[tuple[str, list[dic
 
 @pytest.mark.parametrize("name", [*ENVIRONMENTS, "argocd"])
 def test_rendered_objects_match_the_kubernetes_istio_and_argocd_schemas(
-    renders: dict[str, manifests.Rendering], schemas: manifests.SchemaSet, name: str
+    renders: dict[str, manifests.Rendering], schemas: manifest_checks.SchemaSet, name: str
 ) -> None:
     rendering = renders[name]
     assert rendering.objects, f"kustomize build {name} rendered nothing"
@@ -127,7 +128,7 @@ def test_rendered_objects_match_the_kubernetes_istio_and_argocd_schemas(
 
 
 def test_the_crd_schemas_catch_mistakes_in_istio_and_argocd_objects(
-    renders: dict[str, manifests.Rendering], schemas: manifests.SchemaSet
+    renders: dict[str, manifests.Rendering], schemas: manifest_checks.SchemaSet
 ) -> None:
     route = copy.deepcopy(renders["dev"].find("VirtualService", "demo"))
     route["spec"]["http"][0]["route"][0]["wieght"] = 10  # a typo the API server would drop
@@ -152,14 +153,14 @@ def test_the_crd_schemas_catch_mistakes_in_istio_and_argocd_objects(
 def test_the_parts_of_each_environment_fit_together(
     renders: dict[str, manifests.Rendering], env: str
 ) -> None:
-    assert manifests.check_structure(renders[env].objects) == []
+    assert manifest_checks.check_structure(renders[env].objects) == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_istioctl_analyze_finds_no_issues(
     renders: dict[str, manifests.Rendering], istioctl: str, env: str
 ) -> None:
-    messages = manifests.analyze(renders[env].text, istioctl=istioctl, context=[CONTEXT])
+    messages = manifest_checks.analyze(renders[env].text, istioctl=istioctl, context=[CONTEXT])
     assert messages == []
 
 
@@ -167,13 +168,13 @@ def test_istioctl_analyze_reports_a_route_to_a_missing_subset(
     renders: dict[str, manifests.Rendering], istioctl: str
 ) -> None:
     broken = renders["dev"].text.replace("subset: v2", "subset: v3")
-    messages = manifests.analyze(broken, istioctl=istioctl, context=[CONTEXT])
+    messages = manifest_checks.analyze(broken, istioctl=istioctl, context=[CONTEXT])
     assert messages, "istioctl analyze should have found the missing subset"
     assert all("IST0101" in m and "+v3" in m for m in messages)
 
 
 def test_the_repository_has_no_patch_that_matches_nothing(kustomize: str) -> None:
-    assert manifests.unmatched_patch_targets(GITOPS, kustomize=kustomize) == []
+    assert manifest_checks.unmatched_patch_targets(GITOPS, kustomize=kustomize) == []
 
 
 # --------------------------------------------------------------------------- environments
@@ -182,7 +183,7 @@ def test_the_repository_has_no_patch_that_matches_nothing(kustomize: str) -> Non
 def test_dev_and_prod_differ_only_in_tags_weights_replicas_and_config(
     renders: dict[str, manifests.Rendering],
 ) -> None:
-    differences = manifests.environment_diff(
+    differences = manifest_checks.environment_diff(
         renders["dev"].objects, renders["prod"].objects, left_ns="demo-dev", right_ns="demo-prod"
     )
     print(
@@ -448,7 +449,7 @@ def test_the_fields_lab_code_edits_reach_the_render(gitops_copy: Path, kustomize
     assert smoke["data"]["EXPECTED_V2_COMMIT"] == sha
     for name, route in _weighted_routes(rendering):
         assert [r["weight"] for r in route] == [70, 30], name
-    assert manifests.check_structure(rendering.objects) == []
+    assert manifest_checks.check_structure(rendering.objects) == []
 
 
 def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomize: str) -> None:
@@ -467,7 +468,7 @@ def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomi
         assert container["image"] == f"localhost:5001/lab/backend:{sha}@{digest}", name
     frontend = rendering.find("Deployment", "frontend")["spec"]["template"]["spec"]
     assert frontend["containers"][0]["image"] == f"localhost:5001/lab/frontend:{sha}"
-    assert manifests.check_structure(rendering.objects) == []
+    assert manifest_checks.check_structure(rendering.objects) == []
 
 
 def test_a_patch_of_an_unknown_resource_names_the_file_and_the_target(
@@ -510,7 +511,7 @@ def test_a_patch_whose_target_selects_nothing_is_reported(
         gitops_copy / "environments/prod", kustomize=kustomize
     )  # no error from kustomize
 
-    problems = manifests.unmatched_patch_targets(gitops_copy, kustomize=kustomize)
+    problems = manifest_checks.unmatched_patch_targets(gitops_copy, kustomize=kustomize)
 
     assert problems == [
         "environments/prod/kustomization.yaml: patches[0] target "

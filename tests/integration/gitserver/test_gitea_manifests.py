@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from lab import manifests
 from lab.config import Config
 from lab.gitserver import (
     ADMIN_SECRET_KEYS,
@@ -34,6 +33,7 @@ from tests.integration.gitserver.support import (
     gitea_env,
     kustomize_argv,
 )
+from tests.support import manifest_checks
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def test_the_init_script_creates_the_admin_then_resets_its_password(tmp_path: Pa
 
 def test_the_manifests_match_the_kubernetes_schema() -> None:
     # built-in kinds only: Kubernetes' strict schemas (kubernetes-validate), no CRDs needed
-    schemas = manifests.SchemaSet(manifests.kubernetes_version(), crds=())
+    schemas = manifest_checks.SchemaSet(manifest_checks.kubernetes_version(), crds=())
     objects = gitea_manifests(Config())
     assert schemas.validate_all(objects) == []
     broken = copy.deepcopy(objects)
