@@ -32,6 +32,7 @@ from pathlib import Path
 import docker.errors
 
 from lab import engine, images
+from lab.config import Config
 from lab.errors import LabError
 
 # What to change, per service: a source file inside its build context (a comment line).
@@ -52,7 +53,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=images.DEFAULT_WORKERS)
     args = parser.parse_args()
     plans = images.plan_builds(
-        sha=SHA, branch="benchmark", version="bench", created=datetime.now(UTC)
+        registry=Config().registry_host,
+        sha=SHA,
+        branch="benchmark",
+        version="bench",
+        created=datetime.now(UTC),
     )
     try:
         client = engine.client()

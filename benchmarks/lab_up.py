@@ -145,13 +145,14 @@ def push_to_synced(env: dict[str, str], config: object, *, webhook: bool) -> flo
 
 
 def drop_app_images(config: Config) -> int:
-    """Remove the app images lab built here, and with them their layer cache (the base
-    images stay, as on a laptop that has run lab.up): the next build is a cold one."""
+    """Remove the app images lab built here, and BuildKit's build cache (the base images
+    stay, as on a laptop that has run lab.up): the next build is a cold one."""
     client = engine.client()
     tags = [t for t in teardown.built_images(client, config)
             if not t.startswith(f"{config.toolchain_repository}/")]  # fmt: skip
     for tag in tags:
-        client.images.remove(tag)  # untagged parents go too: the cached steps
+        client.images.remove(tag)
+    client.api.prune_builds()  # every cached step BuildKit kept, whoever built it
     return len(tags)
 
 

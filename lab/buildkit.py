@@ -53,8 +53,6 @@ class Build:
     buildargs: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None  # a stage to stop at
-    cache_from: tuple[str, ...] = ()  # images whose inline cache may answer steps
-    inline_cache: bool = False  # write cache metadata into the image, for cache_from later
     nocache: bool = False
     offline: bool = False  # the steps get no network
 
@@ -79,10 +77,6 @@ def command_for(
         argv += ["--label", f"{name}={value}"]
     if build.target:
         argv += ["--target", build.target]
-    for reference in build.cache_from:
-        argv += ["--cache-from", f"type=registry,ref={reference}"]
-    if build.inline_cache:
-        argv += ["--cache-to", "type=inline"]
     if build.nocache:
         argv.append("--no-cache")
     if build.offline:
@@ -108,6 +102,7 @@ class Progress:
         self.lines: list[str] = []  # the readable log, as `docker build --progress=plain`
         self.errors: list[str] = []  # what buildx printed that was not progress (its ERROR)
         self._vertices: dict[str, _Vertex] = {}
+        self._failed: list[_Vertex] = []  # in the order their errors came
 
     # -- what the build did
 
@@ -128,9 +123,8 @@ class Progress:
     @property
     def step(self) -> str:
         """Where the build is (or stopped): the failed step, else the last one started."""
-        failed = [vertex for vertex in self._vertices.values() if vertex.error]
-        if failed:
-            return failed[0].name
+        if failed := self._first_failure():
+            return failed.name
         started = [v for v in self._vertices.values() if _STEP.match(v.name)]
         return started[-1].name if started else "(before the first step)"
 
@@ -140,13 +134,19 @@ class Progress:
         for line in self.errors:
             if line.startswith("ERROR:"):
                 return line.removeprefix("ERROR:").strip()
-        failed = [vertex.error for vertex in self._vertices.values() if vertex.error]
-        if failed:
-            return failed[0]
+        if failed := self._first_failure():
+            return failed.error
         return self.errors[-1] if self.errors else "buildx reported no reason"
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return tail("\n".join(self.lines + self.errors), lines)
+
+    def _first_failure(self) -> _Vertex | None:
+        """The vertex that failed first; the others were cancelled because of it."""
+        for vertex in self._failed:
+            if "context canceled" not in vertex.error:
+                return vertex
+        return self._failed[0] if self._failed else None
 
     def _steps(self) -> list[_Vertex]:
         return [
@@ -193,6 +193,7 @@ class Progress:
         error = str(data.get("error") or "")
         if error and not vertex.error:
             vertex.error = error
+            self._failed.append(vertex)
             self._say(f"#{vertex.number} ERROR: {error}")
         if data.get("completed") and not vertex.completed:
             vertex.completed = True

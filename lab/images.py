@@ -8,8 +8,8 @@ Dockerfile step, with the tail of its log. `push_images` sends built tags to the
 registry through the docker SDK.
 
 BuildKit's cache keeps what it built across builds; an offline build on a machine that
-never built (a workshop room) starts from the dependency stages a bundle carries, which
-are built with inline cache metadata so that `--cache-from` can answer their steps.
+never built (a workshop room) starts from the dependency stages a bundle carries, as
+images (`DEPENDENCY_STAGES`): the steps that download never run there.
 """
 
 from __future__ import annotations
@@ -38,9 +38,6 @@ APPS_DIR = PROJECT_ROOT / "apps"
 # The services that have an image, in the order the pipeline reports them.
 SERVICES: tuple[str, ...] = ("backend", "frontend", "monitor", "smoke")
 
-# The lab registry at its default port (Config.registry_port); the stages pass the
-# registry the lab was brought up with.
-DEFAULT_REGISTRY = f"localhost:{Config.registry_port}"
 REPOSITORY_PREFIX = "lab"
 DEFAULT_SOURCE = "https://github.com/lab/lab"
 
@@ -67,7 +64,6 @@ class BuildPlan:
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: str = "Dockerfile"
     target: str | None = None  # a stage to stop at (dependency_plans)
-    cache_from: tuple[str, ...] = ()  # images whose layers may stand in for steps
 
     @property
     def repository(self) -> str:
@@ -106,8 +102,8 @@ class ImageBuildError(LabError):
 LogListener = Callable[[str, str], None]  # (service, line)
 
 
-def image_repository(service: str, registry: str = DEFAULT_REGISTRY) -> str:
-    """`localhost:5001/lab/<service>`: where a service's image lives."""
+def image_repository(service: str, registry: str) -> str:
+    """`<registry>/lab/<service>` (`localhost:5001/lab/backend`): a service's images."""
     return f"{registry}/{REPOSITORY_PREFIX}/{service}"
 
 
@@ -134,10 +130,12 @@ def rfc3339(moment: datetime) -> str:
 
 
 # The stage of each Dockerfile that fetches the dependencies (go mod download, npm ci,
-# pip install). The layer cache cannot travel, so a workshop bundle carries that stage
-# built as an image, and an offline build uses it as its cache (`cache_from`): only the
-# steps after it, which need no network, run.
-DEPENDENCY_STAGES = {"backend": "build", "frontend": "build", "monitor": "deps", "smoke": "build"}
+# pip install). BuildKit's cache does not travel, so a workshop bundle carries that stage
+# built as an image, and an offline build starts from it: each Dockerfile's build stage
+# is `FROM ${DEPS}`, `deps` unless the build arg names an image. The smoke program uses
+# only Go's standard library: it downloads nothing.
+DEPENDENCY_STAGES = {"backend": "deps", "frontend": "deps", "monitor": "deps"}
+DEPENDENCY_ARG = "DEPS"
 
 
 def cache_image(service: str, repository: str) -> str:
@@ -178,7 +176,7 @@ def plan_builds(
     environment: str = "dev",
     source: str = DEFAULT_SOURCE,
     services: Sequence[str] = SERVICES,
-    registry: str = DEFAULT_REGISTRY,
+    registry: str,  # the lab's (Config.registry_host), or the one lab.up was given
     apps_dir: Path = APPS_DIR,
 ) -> tuple[BuildPlan, ...]:
     """Per service: the commit and branch tags, the build args and labels (pure)."""
@@ -230,19 +228,21 @@ def build_images(
     offline: bool = False,
     cache_repository: str = Config.build_cache_repository,
 ) -> tuple[BuiltImage, ...]:
-    """Build every plan, at most `workers` at a time, reusing the Engine's layer cache.
+    """Build every plan, at most `workers` at a time, reusing BuildKit's cache.
 
     Every build runs to its end; if any failed, the first failure (in plan order) is
     raised, naming the others too. `nocache` builds every step afresh (benchmarks);
-    `offline` gives the build's steps no network (what the layer cache lacks fails) and
-    starts each build from its dependency stage under `cache_repository` when present.
+    `offline` gives the build's steps no network (what the cache lacks fails) and starts
+    each build from its dependency stage's image under `cache_repository` when present.
     """
     if not plans:
         return ()
     if offline:  # the bundle's dependency stages stand in for the steps that download
         plans = [
-            replace(p, cache_from=(cache_image(p.service, cache_repository),))
-            if p.target is None and _present(engine, cache_image(p.service, cache_repository))
+            replace(p, buildargs={**p.buildargs, DEPENDENCY_ARG: cache})
+            if p.target is None
+            and p.service in DEPENDENCY_STAGES
+            and _present(engine, cache := cache_image(p.service, cache_repository))
             else p
             for p in plans
         ]
@@ -319,9 +319,6 @@ def build_image(
         buildargs=plan.buildargs,
         labels=plan.labels,
         target=plan.target,
-        cache_from=plan.cache_from,
-        # A dependency stage is kept to answer an offline build's steps (cache_from).
-        inline_cache=plan.target is not None,
         nocache=nocache,
         offline=offline,
     )

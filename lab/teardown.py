@@ -431,6 +431,10 @@ def kept(config: Config, *, keep_registry: bool, keep_images: bool) -> list[str]
         "the base images the Dockerfiles build from, and kind's node image: Docker's, "
         "shared with your other builds (`docker image prune` removes unused ones)"
     )
+    lines.append(
+        "BuildKit's build cache: one for every build on this Docker, which cannot tell "
+        "lab's steps from others (`docker builder prune` empties it)"
+    )
     if (config.state_path / "bin").is_dir():
         lines.append(
             f"{config.state_path / 'bin'} (the pinned tools `lab.tools` or a bundle "

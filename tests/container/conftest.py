@@ -20,6 +20,7 @@ import pytest
 
 from lab import engine as lab_engine
 from lab import images
+from lab.config import Config
 from lab.errors import LabError
 from tests.container.stack import Images, Stack, Variant, leftovers
 
@@ -81,6 +82,7 @@ def base_images(client: docker.DockerClient) -> None:
 def plans() -> dict[str, images.BuildPlan]:
     """backend-v1 at SHA_V1; every service (backend as v2) at SHA_V2."""
     v1 = images.plan_builds(
+        registry=Config().registry_host,
         sha=SHA_V1,
         branch=BRANCH + "-v1",
         version="1.0.0",
@@ -89,7 +91,12 @@ def plans() -> dict[str, images.BuildPlan]:
         services=["backend"],
     )
     v2 = images.plan_builds(
-        sha=SHA_V2, branch=BRANCH, version="2.0.0", created=CREATED, source=SOURCE
+        registry=Config().registry_host,
+        sha=SHA_V2,
+        branch=BRANCH,
+        version="2.0.0",
+        created=CREATED,
+        source=SOURCE,
     )
     found = {"backend-v1": v1[0]}
     found.update({("backend-v2" if p.service == "backend" else p.service): p for p in v2})

@@ -10,6 +10,7 @@ import docker.errors
 import pytest
 
 from lab import images
+from lab.config import Config
 from lab.errors import LabError
 from tests.container.conftest import CREATED, SHA_V1, SHA_V2, SOURCE
 
@@ -125,6 +126,7 @@ def test_failed_build_names_the_service_and_the_failing_step(
     )
     (context / "present.txt").write_text("here\n", encoding="utf-8")
     plans = images.plan_builds(
+        registry=Config().registry_host,
         sha=SHA_V2,
         branch="broken",
         version="0",
@@ -136,10 +138,10 @@ def test_failed_build_names_the_service_and_the_failing_step(
         images.build_images(client, plans)
     error = caught.value
     assert error.service == "monitor"
-    assert error.step == "Step 3/4 : COPY missing.txt /"
+    assert error.step == "[2/2] COPY missing.txt /"
     assert "missing.txt" in (error.output_tail or "")
     rendered = error.render()
-    assert "building the monitor image failed at Step 3/4 : COPY missing.txt /" in rendered
+    assert "building the monitor image failed at [2/2] COPY missing.txt /" in rendered
     assert "Traceback" not in rendered
 
 

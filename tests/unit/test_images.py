@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab import images
+from lab.config import Config
 from lab.errors import LabError
 from tests.conftest import REPO
 
@@ -21,6 +22,7 @@ def _plan(**overrides: object) -> tuple[images.BuildPlan, ...]:
         "branch": "main",
         "version": "1.4.0",
         "created": CREATED,
+        "registry": Config().registry_host,
         "apps_dir": Path("/src/apps"),
     }
     arguments.update(overrides)
@@ -178,3 +180,14 @@ def test_ci_builds_a_stand_in_for_every_base_image_setting() -> None:
     script = (REPO / ".ci" / "tools" / "standins.sh").read_text()
     for image in Config().base_images.values():
         assert f"\nbuild {image} " in script, f"no stand-in for {image} in .ci/tools/standins.sh"
+
+
+def test_each_dependency_stage_can_be_replaced_by_its_bundled_image() -> None:
+    # Offline, a build starts from the bundled image of the stage that downloads: the
+    # Dockerfile must name that stage `deps` and start the next one `FROM ${DEPS}`.
+    for service, stage in images.DEPENDENCY_STAGES.items():
+        text = (images.APPS_DIR / service / "Dockerfile").read_text()
+        before_first_from = text.split("\nFROM ", 1)[0]
+        assert f"ARG {images.DEPENDENCY_ARG}={stage}" in before_first_from, service
+        assert f" AS {stage}\n" in text, service
+        assert f"\nFROM ${{{images.DEPENDENCY_ARG}}} AS " in text, service
