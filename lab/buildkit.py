@@ -32,9 +32,8 @@ LOG_TAIL_LINES = 25
 VERSION_TIMEOUT = 30.0
 
 INSTALL_HINT = (
-    "BuildKit builds need the docker buildx plugin: Docker Desktop and docker-ce ship it "
-    "(`docker-buildx-plugin`); on Debian 13 or Ubuntu `apt-get install docker-buildx`; "
-    "elsewhere `make buildx` builds it from its Go module into ~/.docker/cli-plugins/"
+    "Docker Desktop and docker-ce ship it (docker-buildx-plugin); Debian 13 and Ubuntu: "
+    "`apt-get install docker-buildx`; elsewhere `make buildx` builds it from source"
 )
 
 # A Dockerfile step as BuildKit names it: `[build 3/6] RUN go mod download`, or

@@ -27,6 +27,7 @@ import yaml
 from lab import proc, wait
 from lab.config import Config
 from lab.errors import LabError
+from lab.state import State
 
 # Where the manifests that run Gitea in the cluster live (see its README.md).
 MANIFESTS_DIR = Path(__file__).parent / "resources" / "gitea"
@@ -678,13 +679,14 @@ def base_url(config: Config, context: str) -> Iterator[str]:
 
 @contextmanager
 def connect(
-    config: Config, state: Mapping[str, Any], context: str | None = None
+    config: Config, state: State, context: str | None = None
 ) -> Iterator[tuple[GitServer, Remote]]:
     """The lab's Gitea (with the token `lab.up` made) and its GitOps remote."""
-    if "gitea_token" not in state:
+    token = state.gitea_token
+    if token is None:
         raise LabError("the lab's Git server is not set up", hint="run `invoke lab.up` first")
-    admin, token = state["gitea_admin"], state["gitea_token"]
-    where = context or str(state.get("context") or config.kube_context)
+    admin = state.gitea_admin
+    where = context or str(state.context or config.kube_context)
     with (
         base_url(config, where) as base,
         GitServer(base, Credentials(admin, token=token)) as server,

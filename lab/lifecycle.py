@@ -34,9 +34,9 @@ from lab.up.urls import show_urls
 def remember_choices(lab: Lab) -> None:
     """What later tasks (the pipeline) must know about how this lab was brought up."""
     registry = lab.options.registry or lab.config.registry_host
-    if lab.state.get("registry") != registry or lab.state.get("context") != lab.context:
-        lab.state["registry"] = registry
-        lab.state["context"] = lab.context
+    if lab.state.registry != registry or lab.state.context != lab.context:
+        lab.state.registry = registry
+        lab.state.context = lab.context
         lab.state.save()
 
 
@@ -71,8 +71,8 @@ def up(ctx: Context, options: UpOptions) -> None:
     try:
         outcomes = steps.run(UP, lab, ctx.ui, diagnose=None if options.dry_run else diagnose)
     finally:
-        if lab.byo and "byo" in lab.state:  # lab.down removes what appeared until now
-            lab.state["byo"] = {**lab.state["byo"], "last_up": teardown.now()}
+        if lab.byo and lab.state.byo is not None:  # lab.down removes what appeared until now
+            lab.state.byo = {**lab.state.byo, "last_up": teardown.now()}
             lab.state.save()
     steps.raise_first_failure(outcomes)
     if options.dry_run:

@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,27 @@ from lab.errors import LabError
 STATE_FILE = "state.json"
 
 
-class State(MutableMapping[str, Any]):
-    """A JSON object on disk; call `save()` after changing it."""
+@dataclass
+class State:
+    """What the lab keeps between commands; call `save()` after changing it.
 
-    def __init__(self, path: Path, data: dict[str, Any] | None = None) -> None:
-        self.path = path
-        self._data: dict[str, Any] = data or {}
+    Every key lab writes is a typed field here, so a reader sees the whole of it in one
+    place; keys this version does not know (a newer lab's) are kept as they are.
+    """
+
+    path: Path
+    up: bool = False  # the last lab.up finished
+    context: str | None = None  # the kube context lab.up used
+    registry: str | None = None  # the registry images are pushed to
+    byo: dict[str, Any] | None = None  # your own cluster: its context, baseline, last_up
+    cluster_settings: str | None = None  # cluster.settings_hash of the kind cluster made
+    kind_network_ours: bool = False  # lab.up made Docker's `kind` network
+    istio: str | None = None  # the Istio version installed
+    argocd_admin_password: str | None = None
+    gitea_admin: str = "lab-admin"  # the Gitea admin's user name
+    gitea_token: str | None = None  # its API token (created once)
+    secrets: dict[str, str] = field(default_factory=dict)  # generated once per lab
+    unknown: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, state_dir: Path) -> State:
@@ -42,7 +57,26 @@ class State(MutableMapping[str, Any]):
             ) from error
         if not isinstance(data, dict):
             raise LabError(f"{path} does not hold a JSON object", hint=f"remove {path}")
-        return cls(path, data)
+        known = {f.name for f in fields(cls)} - {"path", "unknown"}
+        values = {key: value for key, value in data.items() if key in known}
+        unknown = {key: value for key, value in data.items() if key not in known}
+        for key, value in values.items():
+            if not _fits(cls, key, value):
+                raise LabError(
+                    f"{path}: {key} is {value!r}, which lab never writes there",
+                    hint=f"fix it by hand, or remove {path} with `invoke lab.down`",
+                )
+        return cls(path, **values, unknown=unknown)
+
+    def as_json(self) -> dict[str, Any]:
+        data = {**self.unknown}
+        for item in fields(self):
+            if item.name in ("path", "unknown"):
+                continue
+            value = getattr(self, item.name)
+            if value != item.default and value not in ({}, None):
+                data[item.name] = value
+        return data
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +84,7 @@ class State(MutableMapping[str, Any]):
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self._data, handle, indent=2, sort_keys=True)
+                json.dump(self.as_json(), handle, indent=2, sort_keys=True)
                 handle.write("\n")
             os.replace(temp, self.path)
         except BaseException:
@@ -59,23 +93,19 @@ class State(MutableMapping[str, Any]):
 
     def secret(self, key: str, length: int = 32) -> str:
         """The generated secret `key`, created once per lab and kept."""
-        secrets_ = self._data.setdefault("secrets", {})
-        if key not in secrets_:
-            secrets_[key] = secrets.token_urlsafe(length)
-        value: str = secrets_[key]
-        return value
+        if key not in self.secrets:
+            self.secrets[key] = secrets.token_urlsafe(length)
+        return self.secrets[key]
 
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = value
+_TYPES: dict[str, tuple[type, ...]] = {
+    "up": (bool,),
+    "kind_network_ours": (bool,),
+    "byo": (dict,),
+    "secrets": (dict,),
+}
 
-    def __delitem__(self, key: str) -> None:
-        del self._data[key]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
+def _fits(cls: type[State], key: str, value: Any) -> bool:
+    """Whether `value` is what lab writes under `key` (a string unless said otherwise)."""
+    return value is None or isinstance(value, _TYPES.get(key, (str,)))

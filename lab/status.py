@@ -48,9 +48,9 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
     except LabError as error:
         return [("Docker", "fail", error.message)]
     state = State.load(config.state_path)
-    context = str(state.get("context") or config.kube_context)
+    context = str(state.context or config.kube_context)
     if context != config.kube_context:  # a cluster the user brought, with their registry
-        rows.append(("registry", "ok", f"{state.get('registry')} (yours)"))
+        rows.append(("registry", "ok", f"{state.registry} (yours)"))
         rows.append(("cluster", "ok", f"context {context} (yours)"))
     else:
         registry = cluster.registry_status(client, config)
@@ -99,11 +99,11 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
 def credentials(ctx: Context) -> list[tuple[str, str, str]]:
     """(what, user, password) for Gitea, Argo CD and the app's admin."""
     state = State.load(ctx.config.state_path)
-    secrets_ = state.get("secrets", {})
+    secrets_ = state.secrets
     if not secrets_:
         raise LabError("no lab credentials yet", hint="run `invoke lab.up` first")
     return [
-        ("Gitea", state.get("gitea_admin", "lab-admin"), secrets_.get("gitea_admin_password", "?")),
-        ("Argo CD", "admin", state.get("argocd_admin_password", "(not installed yet)")),
+        ("Gitea", state.gitea_admin, secrets_.get("gitea_admin_password", "?")),
+        ("Argo CD", "admin", state.argocd_admin_password or "(not installed yet)"),
         ("app admin", "admin", secrets_.get("app_admin_password", "?")),
     ]

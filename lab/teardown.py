@@ -303,11 +303,11 @@ class Teardown:
 
     @property
     def made_network(self) -> bool:
-        return bool(self.state.get("kind_network_ours"))
+        return bool(self.state.kind_network_ours)
 
 
 def remove_from_your_cluster(down: Teardown) -> str:
-    byo = down.state.get("byo")
+    byo = down.state.byo
     if not (byo and "last_up" in byo):
         return "no cluster of yours was used"
     if down.dry_run:
@@ -404,7 +404,7 @@ def down(
     proc.set_dry_run(dry_run)
     engine.client()  # Docker must answer: said once, before anything changes
     state = State.load(ctx.config.state_path)
-    wanted = DOWN if (state.get("byo") or {}).get("last_up") else DOWN[1:]
+    wanted = DOWN if (state.byo or {}).get("last_up") else DOWN[1:]
     teardown = Teardown(ctx, keep_registry, dry_run, state, keep_images)
     steps.raise_first_failure(steps.run(wanted, teardown, ctx.ui), context=False)
     if dry_run:

@@ -40,7 +40,7 @@ def move_main_back(job: Restoring) -> str:
 def wait_for_environments(job: Restoring) -> str:
     assert job.restored is not None  # the step before sets it, or this one is skipped
     state = State.load(job.ctx.config.state_path)
-    cluster = k8s.connect(str(state.get("context") or job.ctx.config.kube_context))
+    cluster = k8s.connect(str(state.context or job.ctx.config.kube_context))
     seen = checkpoints.wait_healthy(
         cluster,
         job.restored.revision,

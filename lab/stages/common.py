@@ -26,13 +26,12 @@ def git_server(
 
 def registry(ctx: Context) -> str:
     """Where images go: the lab's registry, or the one `lab.up --registry` named."""
-    return str(State.load(ctx.config.state_path).get("registry") or ctx.config.registry_host)
+    return State.load(ctx.config.state_path).registry or ctx.config.registry_host
 
 
 def cluster_of(ctx: Context) -> Any:
 
-    context = State.load(ctx.config.state_path).get("context") or ctx.config.kube_context
-    return k8s.connect(str(context))
+    return k8s.connect(State.load(ctx.config.state_path).context or ctx.config.kube_context)
 
 
 def wait_synced(run: Run, app: str, revision: str) -> str:

@@ -48,7 +48,7 @@ def ensure_argocd(lab: Lab) -> str:
     if target is not None:
         secret = target.get("v1", "Secret", "argocd-initial-admin-secret", argocd.NAMESPACE)
         if secret is not None:
-            lab.state["argocd_admin_password"] = argocd.decode_secret_value(secret, "password")
+            lab.state.argocd_admin_password = argocd.decode_secret_value(secret, "password")
             lab.state.save()
     return f"Argo CD {config.argocd_version}"
 

@@ -19,14 +19,14 @@ def ensure_cluster(lab: Lab) -> str:
     if lab.byo:
         if proc.dry_run_enabled():
             return f"skipped: using context {lab.context}"
-        if (lab.state.get("byo") or {}).get("context") != lab.context:
+        if (lab.state.byo or {}).get("context") != lab.context:
             # What the cluster holds before the lab, so lab.down can leave it so.
-            lab.state["byo"] = {"context": lab.context, **teardown.baseline(lab.cluster())}
+            lab.state.byo = {"context": lab.context, **teardown.baseline(lab.cluster())}
             lab.state.save()
         return f"skipped: using context {lab.context} (its objects before the lab: recorded)"
     config = lab.config
     if kind_cluster_exists(config):
-        recorded = lab.state.get("cluster_settings")
+        recorded = lab.state.cluster_settings
         if recorded not in (None, cluster.settings_hash(config)):
             if not lab.options.recreate:
                 raise LabError(
@@ -48,8 +48,8 @@ def ensure_cluster(lab: Lab) -> str:
     if proc.dry_run_enabled():
         return f"planned (config: {path})"
     if not network_existed:  # kind made it for us: lab.down removes it when unused
-        lab.state["kind_network_ours"] = True
-    lab.state["cluster_settings"] = cluster.settings_hash(config)
+        lab.state.kind_network_ours = True
+    lab.state.cluster_settings = cluster.settings_hash(config)
     lab.state.save()
     return "created"
 

@@ -14,7 +14,7 @@ from lab.context import Lab, deployment_observation, plan_apply
 
 def ensure_gitea(lab: Lab) -> str:
     config = lab.config
-    admin = lab.state.setdefault("gitea_admin", "lab-admin")
+    admin = lab.state.gitea_admin
     secret = gitserver.admin_secret(
         config,
         username=admin,

@@ -17,7 +17,7 @@ def ensure_istio(lab: Lab) -> str:
             lab.cluster().deployment_observation(mesh.ISTIO_NAMESPACE, name)
             for name in mesh.control_plane(lab.config)
         ]
-        if all(o.done for o in ready) and lab.state.get("istio") == lab.config.istio_version:
+        if all(o.done for o in ready) and lab.state.istio == lab.config.istio_version:
             return "already installed"
     operator = mesh.write_operator(lab.config, lab.config.state_path)
     mesh.install(lab.config, operator, lab.context)
@@ -32,6 +32,6 @@ def ensure_istio(lab: Lab) -> str:
             lab.config.install_timeout,
         )
     if not proc.dry_run_enabled():
-        lab.state["istio"] = lab.config.istio_version
+        lab.state.istio = lab.config.istio_version
         lab.state.save()
     return f"Istio {lab.config.istio_version}"

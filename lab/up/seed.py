@@ -32,9 +32,9 @@ def seed_gitops(lab: Lab) -> str:
         server.ensure_push_webhook(config.gitops_org, config.gitops_repo)
         # The first state, for `lab.checkpoint.restore seed` (saved once, then kept).
         checkpoints.save(remote, checkpoints.SEED, replace=False)
-    lab.cluster().apply(
-        argocd.repository_secret(config, lab.state["gitea_admin"], lab.state["gitea_token"])
-    )
+    token = lab.state.gitea_token
+    assert token is not None  # _ensure_gitea_token made it, and connect needed it
+    lab.cluster().apply(argocd.repository_secret(config, lab.state.gitea_admin, token))
     return f"seeded at {result.revision[:12]}" if result.pushed else "already seeded"
 
 
@@ -56,13 +56,13 @@ def _gitops_tree(lab: Lab) -> Path:
 
 def _ensure_gitea_token(lab: Lab) -> None:
     """Wait for Gitea's API, and make lab's access token once (kept in the state)."""
-    admin = lab.state["gitea_admin"]
+    admin = lab.state.gitea_admin
     password = lab.state.secret("gitea_admin_password")
     with (
         gitserver.base_url(lab.config, lab.context) as base,
         gitserver.GitServer(base, gitserver.Credentials(admin, password=password)) as basic,
     ):
         basic.wait_until_healthy(lab.config.install_timeout)
-        if "gitea_token" not in lab.state:
-            lab.state["gitea_token"] = basic.create_token("lab")
+        if lab.state.gitea_token is None:
+            lab.state.gitea_token = basic.create_token("lab")
             lab.state.save()

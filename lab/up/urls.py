@@ -14,6 +14,6 @@ def show_urls(lab: Lab) -> str:
         lab.ctx.ui.info(f"  {name:<10} {url}")
     lab.ctx.ui.info("  credentials: invoke lab.creds")
     if not proc.dry_run_enabled():
-        lab.state["up"] = True
+        lab.state.up = True
         lab.state.save()
     return "lab is up"

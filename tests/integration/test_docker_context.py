@@ -51,7 +51,7 @@ def test_the_daemon_is_reached_through_the_cli_s_current_context(
 
     doctor = subprocess.run(
         [INVOKE, "--search-root", str(REPO), "lab.doctor"],
-        env={**docker_config, "PYTHONPATH": str(REPO), "COLUMNS": "250", "NO_COLOR": "1"},
+        env={**docker_config, "PYTHONPATH": str(REPO), "COLUMNS": "400", "NO_COLOR": "1"},
         capture_output=True,
         text=True,
         timeout=120,

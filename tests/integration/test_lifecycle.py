@@ -79,7 +79,7 @@ def test_up_refuses_a_cluster_made_with_other_settings(fake_bin, tmp_path: Path)
     from lab.state import State
 
     state = State.load(cfg.state_path)
-    state["cluster_settings"] = "0000000000000000"
+    state.cluster_settings = "0000000000000000"
     state.save()
     ctx = cli.Context(config=cfg, ui=UI())
     lab = context.Lab(ctx, context.UpOptions(), State.load(cfg.state_path))
@@ -97,7 +97,7 @@ def test_up_keeps_an_existing_cluster_with_the_same_settings(fake_bin, tmp_path:
     from lab.state import State
 
     state = State.load(cfg.state_path)
-    state["cluster_settings"] = cluster.settings_hash(cfg)
+    state.cluster_settings = cluster.settings_hash(cfg)
     lab = context.Lab(cli.Context(config=cfg, ui=UI()), context.UpOptions(), state)
     assert up_cluster.ensure_cluster(lab) == "already exists"
     assert calls.read_text().splitlines() == ["kind get clusters"]
@@ -119,7 +119,7 @@ def test_bring_your_own_cluster_skips_kind_and_the_registry(tmp_path: Path) -> N
     with pytest.raises(LabError) as caught:
         up_cluster.ensure_cluster(lab)
     assert "no kube context named team-cluster" in caught.value.message
-    assert "byo" not in State.load(cfg.state_path)
+    assert State.load(cfg.state_path).byo is None
 
 
 # -- teardown against the real Docker Engine ----------------------------------------------

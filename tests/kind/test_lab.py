@@ -119,7 +119,7 @@ def gitea(lab: Lab) -> GitServer:
 
     return GitServer(
         f"http://{lab.config.bind_address}:{lab.config.gitea_http_port}",
-        Credentials(state["gitea_admin"], token=state["gitea_token"]),
+        Credentials(state.gitea_admin, token=state.gitea_token),
     )
 
 
@@ -167,7 +167,7 @@ def clone_gitops(lab: Lab, work: Path) -> Path:
     config = lab.config
     state = State.load(config.state_path)
     url = (
-        f"http://{state['gitea_admin']}:{state['gitea_token']}@{config.bind_address}:"
+        f"http://{state.gitea_admin}:{state.gitea_token}@{config.bind_address}:"
         f"{config.gitea_http_port}/{config.gitops_org}/{config.gitops_repo}.git"
     )
     subprocess.run(["git", "clone", "-q", url, str(work)], check=True, timeout=60)

@@ -33,8 +33,8 @@ def _run(tmp_path: Path, gitea, repo) -> context.Run:
         {},
     )
     state = State.load(cfg.state_path)
-    state["gitea_admin"] = ADMIN
-    state["gitea_token"] = gitea.token
+    state.gitea_admin = ADMIN
+    state.gitea_token = gitea.token
     state.save()
     ctx = cli.Context(config=cfg, ui=UI())
     return context.Run(
