@@ -125,7 +125,10 @@ class Progress:
         if failed := self._first_failure():
             return failed.name
         started = [v for v in self._vertices.values() if _STEP.match(v.name)]
-        return started[-1].name if started else "(before the first step)"
+        running = [v for v in started if not v.completed]
+        if running or started:
+            return (running or started)[-1].name
+        return "(before the first step)"
 
     @property
     def reason(self) -> str:

@@ -359,7 +359,7 @@ def _save_images(
 
 
 def dependency_caches(client: Any, config: Config) -> list[tuple[str, str]]:
-    """Each Dockerfile's dependency stage, built here (from the layer cache when it
+    """Each Dockerfile's dependency stage, built here (from BuildKit's cache when it
     has them) as `lab-build-cache/<service>`: offline builds start from it."""
     plans = images.plan_builds(
         sha="0" * 40,

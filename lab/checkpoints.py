@@ -182,6 +182,8 @@ def _read(checkout: gitops.Checkout) -> list[Checkpoint]:
     return points
 
 
-def _short(tag: str) -> str:
+def _short(pinned: str) -> str:
+    """`abc1234`, `abc1234-dirty` or a seed tag: a pin's commit, without its digest."""
+    tag = gitops.tag_of(pinned)
     commit = gitops.commit_of(tag)
     return tag if tag in gitops.SEED_TAGS else commit[:7] + ("-dirty" if commit != tag else "")

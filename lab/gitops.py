@@ -227,6 +227,8 @@ def plan_update(
         live = current[v2]
         if tag_of(live) != commit:
             pins[v1] = new(service, commit) if tag_of(live) in SEED_TAGS else live
+        elif tag_of(current[v1]) == commit:  # both ran it: both get its new pin
+            pins[v1] = new(service, current[v1])
         pins[v2] = new(service, live)
     for name in SINGLE_IMAGES:
         pins[name] = new(name, current[name])
@@ -309,7 +311,12 @@ class Kustomization:
                     hint="give every `images:` entry a newTag (the seed uses 'main')",
                 )
             digest = entry.get("digest")
-            tags[name] = pin(str(tag), str(digest) if digest else None)
+            try:
+                tags[name] = pin(str(tag), str(digest) if digest else None)
+            except LabError as error:
+                raise LabError(
+                    f"{self.source}: image {name}: {error.message}", hint=error.hint
+                ) from None
         return tags
 
     def image(self, name: str) -> str:
@@ -786,11 +793,13 @@ def promote(
     *,
     environment: str = "prod",
     summary: PromotionSummary = PromotionSummary(),
+    digests: Mapping[str, str] | None = None,
     timeout: float = GIT_TIMEOUT,
 ) -> Promotion:
     """Branch `promote-<commit>` from main with `environment`'s tag bump, and its pull request.
 
-    The images keep the digests dev runs `commit` with: prod gets the bytes dev tested.
+    The images keep the digests dev runs `commit` with: prod gets the bytes dev tested;
+    `digests` (by service: the registry's) pins those dev no longer runs `commit` with.
     Converges: an open pull request for the branch is reused (its branch is rebuilt on
     the current main when main moved); when `environment` already runs `commit`
     nothing is pushed and no pull request is opened.
@@ -802,9 +811,9 @@ def promote(
         with open_checkout(remote, timeout) as checkout:
             fetch_main(checkout)
             _, dev_source, dev_text = _environment_text(checkout, "dev")
-            digests = commit_digests(read_tags(dev_text, dev_source), commit)
+            tested = commit_digests(read_tags(dev_text, dev_source), commit)
             path, source, text = _environment_text(checkout, environment)
-            planned = plan_update(read_tags(text, source), commit, digests)
+            planned = plan_update(read_tags(text, source), commit, {**(digests or {}), **tested})
             edited, changes = edit_tags(text, planned, source)
             if edited == text:
                 return Promotion(commit, environment, branch, ())

@@ -45,8 +45,8 @@ DEFAULT_SOURCE = "https://github.com/lab/lab"
 SERVICE_LABEL = "dev.lab.service"
 
 DEFAULT_WORKERS = 2  # builds are CPU-bound; the Engine shares the machine's cores
-# Seconds one build may take in all, and may go without printing (the HTTP read timeout);
-# a cold Go or npm build on 2 shared cores takes a few minutes.
+# Seconds one build may take in all; a cold Go or npm build on 2 shared cores takes a
+# few minutes.
 BUILD_TIMEOUT = 1800.0
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -80,11 +80,11 @@ class BuiltImage:
     seconds: float
     steps: int
     cached_steps: int
-    rebuilt: tuple[str, ...] = ()  # the steps the layer cache did not answer, in order
+    rebuilt: tuple[str, ...] = ()  # the steps BuildKit's cache did not answer, in order
 
     @property
     def fully_cached(self) -> bool:
-        """True when the layer cache answered every step (nothing was rebuilt)."""
+        """True when BuildKit's cache answered every step (nothing was rebuilt)."""
         return self.steps > 0 and self.cached_steps == self.steps
 
 
@@ -277,9 +277,9 @@ def build_images(
             first.args = (first.message,)
         if offline:
             first.hint = (
-                "offline, a build step has no network: one the layer cache lacks (go mod "
+                "offline, a build step has no network: one the build cache lacks (go mod "
                 "download, npm ci, pip install) cannot run; build once online, or load a "
-                "bundle made after a build"
+                "bundle made from this tree's lock files"
             )
         raise first
     return tuple(results)
@@ -402,6 +402,15 @@ def registry_digest(host: str, repository: str, tag: str) -> str | None:
         return None
     digest = response.headers.get("Docker-Content-Digest", "")
     return digest if response.status_code == 200 and digest.startswith("sha256:") else None
+
+
+def registry_digests(registry: str, services: Sequence[str], tag: str) -> dict[str, str]:
+    """By service, the digest of `<registry>/lab/<service>:<tag>`, for those it has."""
+    found = {
+        service: registry_digest(registry, f"{REPOSITORY_PREFIX}/{service}", tag)
+        for service in services
+    }
+    return {service: digest for service, digest in found.items() if digest}
 
 
 def pushed_digests(registry: str, services: Sequence[str], tag: str) -> dict[str, str]:

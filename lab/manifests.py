@@ -245,8 +245,3 @@ def _patch_naming(kustomization: Path, kind: str, name: str) -> str | None:
                 if doc.get("kind") == kind and doc.get("metadata", {}).get("name") == name:
                     return f"file {path}"
     return None
-
-
-# --------------------------------------------------------------------------- patch targets
-
-

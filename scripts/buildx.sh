@@ -11,8 +11,11 @@ set -euo pipefail
 
 BUILDX_VERSION="v0.38.2"               # lab/config.py buildx_version
 
-if docker buildx version >/dev/null 2>&1 && [[ "$(docker buildx version)" != *v0.0.0* ]]; then
-  echo "buildx.sh: $(docker buildx version)"
+# lab needs 0.13 or newer (--progress=rawjson); an unstamped build says v0.0.0.
+if found=$(docker buildx version 2>/dev/null) \
+  && [[ "$found" =~ v?([0-9]+)\.([0-9]+) ]] \
+  && (( BASH_REMATCH[1] > 0 || BASH_REMATCH[2] >= 13 )); then
+  echo "buildx.sh: $found"
   exit 0
 fi
 

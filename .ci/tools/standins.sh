@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${LAB_STANDINS_CACHE:-$HOME/.cache/lab/standins}
-export DOCKER_BUILDKIT=0  # plain `docker build`s of our own bases: the classic builder does
+export DOCKER_BUILDKIT=0  # plain `docker build`s of our own bases: the classic builder will do
 
 "$here/dockerd.sh" >&2
 mkdir -p "$cache"

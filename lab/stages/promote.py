@@ -6,10 +6,11 @@ import time
 
 from lab import (
     gitops,
+    images,
 )
 from lab.context import Run
 from lab.report import StageResult, Status
-from lab.stages.common import git_server
+from lab.stages.common import git_server, registry
 
 
 def promote_stage(run: Run) -> StageResult:
@@ -32,7 +33,14 @@ def promote_stage(run: Run) -> StageResult:
     )
     with git_server(run.ctx) as (server, remote):
         promotion = gitops.promote(
-            remote, server, config.gitops_org, config.gitops_repo, run.commit.sha, summary=summary
+            remote,
+            server,
+            config.gitops_org,
+            config.gitops_repo,
+            run.commit.sha,
+            summary=summary,
+            # for the images dev no longer runs this commit with (or runs by tag)
+            digests=images.registry_digests(registry(run.ctx), images.SERVICES, run.commit.sha),
         )
     pr = promotion.pull_request
     if pr is None:

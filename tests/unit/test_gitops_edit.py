@@ -361,3 +361,20 @@ def test_promotion_takes_the_digests_dev_runs_the_commit_with() -> None:
 def test_a_malformed_digest_is_refused(bad: str) -> None:
     with pytest.raises(LabError, match="not an image digest"):
         pin(A, bad)
+
+
+def test_redeploying_a_commit_both_variants_run_repins_both() -> None:
+    current = tags((f"{A}@{D1}", f"{A}@{D1}"), (A, A), A)
+    planned = plan_update(current, A, {"backend": D2})
+    assert planned["backend-v1"] == planned["backend-v2"] == f"{A}@{D2}"
+
+
+def test_a_malformed_digest_in_the_file_is_named_with_the_file() -> None:
+    text = KUSTOMIZATION.replace(
+        "  - name: smoke\n    newName: localhost:5001/lab/smoke\n    newTag: main\n",
+        "  - name: smoke\n    newName: localhost:5001/lab/smoke\n    newTag: main\n"
+        "    digest: sha256:nothex\n",
+    )
+    assert "digest: sha256:nothex" in text
+    with pytest.raises(LabError, match=r"environments/dev/kustomization.yaml: image smoke"):
+        read_tags(text, "environments/dev/kustomization.yaml")

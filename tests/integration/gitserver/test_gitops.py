@@ -423,3 +423,21 @@ def test_a_deploy_by_digest_is_promoted_with_the_same_digests(
     after = gitops.deployed_tags(repo.remote, "dev")
     assert after["backend-v1"] == f"{A}@{digests['backend']}" and after["backend-v2"] == B
     assert "digest" not in read_file(repo, DEV).split("name: frontend", 1)[1].split("name:", 1)[0]
+
+
+def test_a_promotion_pins_from_the_registry_what_dev_runs_only_by_tag(
+    repo: Repo, fixture_tree: Path
+) -> None:
+    gitops.seed(repo.remote, fixture_tree)
+    gitops.deploy(repo.remote, "dev", A)  # by tag: say a run that started at deploy
+    registry = {service: "sha256:" + "9" * 64 for service in SERVICES}
+
+    promotion = gitops.promote(
+        repo.remote, repo.gitea.client(), ORG, repo.name, A, digests=registry
+    )
+
+    assert promotion.pull_request is not None
+    with repo.gitea.client() as server:
+        server.merge_pull_request(ORG, repo.name, promotion.pull_request.number)
+    prod = gitops.deployed_tags(repo.remote, "prod")
+    assert prod == {name: f"{A}@{'sha256:' + '9' * 64}" for name in PLACEHOLDERS}
