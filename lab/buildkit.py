@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import proc
+from lab import engine, proc
 from lab.errors import CommandError, CommandTimeout, LabError, ToolNotFound, tail
 
 # `--progress=rawjson` came with buildx 0.13.
@@ -57,16 +57,22 @@ class Build:
 
 
 def command_for(
-    build: Build, iidfile: Path, prefix: tuple[str, ...] = ("docker", "buildx")
+    build: Build,
+    iidfile: Path,
+    prefix: tuple[str, ...] = ("docker", "buildx"),
+    builder: str = "default",
 ) -> tuple[str, ...]:
     """The `docker buildx build` argv for `build`, writing the image ID to `iidfile` (pure).
 
-    `--load` puts the image into the Engine whatever the current builder is (with the
-    default `docker` driver it is where the image goes anyway). No provenance
+    The builder is the context's own (the Engine's BuildKit, `--builder <context>`),
+    whichever one `docker buildx use` chose: another driver's builder could not see the
+    images that exist only in the Engine (local bases, a bundle's dependency stages).
+    `--load` is where that builder puts the image anyway. No provenance
     attestation: it would turn each image into an index that older registries and the
     scan would have to understand, and lab's labels already say where an image is from.
     """
-    argv = [*prefix, "build", "--progress=rawjson", "--load", "--provenance=false"]
+    argv = [*prefix, "build", "--builder", builder, "--progress=rawjson", "--load"]
+    argv.append("--provenance=false")
     argv += ["--iidfile", str(iidfile), "--file", str(build.context / build.dockerfile)]
     for tag in build.tags:
         argv += ["--tag", tag]
@@ -238,7 +244,11 @@ def build(build: Build, progress: Progress, *, timeout: float, hint: str | None 
     with tempfile.TemporaryDirectory(prefix="lab-build-") as scratch:
         iidfile = Path(scratch) / "image-id"
         try:
-            proc.stream(command_for(build, iidfile, prefix), timeout=timeout, on_line=progress.feed)
+            proc.stream(
+                command_for(build, iidfile, prefix, engine.context_name()),
+                timeout=timeout,
+                on_line=progress.feed,
+            )
         except CommandTimeout as error:
             raise BuildError(
                 f"the build did not finish within {timeout:g}s and was stopped",

@@ -175,6 +175,7 @@ class Run:
     directory: Path
     results: list[StageResult] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # service → reference by sha
+    digests: dict[str, str] = field(default_factory=dict)  # service → digest pushed
 
     @property
     def strict(self) -> bool:

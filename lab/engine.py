@@ -79,6 +79,18 @@ def endpoint(environ: Mapping[str, str] = os.environ) -> Endpoint:
     )
 
 
+def context_name(environ: Mapping[str, str] = os.environ) -> str:
+    """The docker CLI context in use (`default` when DOCKER_HOST names the daemon).
+
+    buildx names each context's own builder (the Engine's BuildKit) after it.
+    """
+    if environ.get("DOCKER_HOST"):
+        return "default"
+    config_dir = Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "~")) / ".docker")
+    name = environ.get("DOCKER_CONTEXT") or _current_context(config_dir / "config.json")
+    return name or "default"
+
+
 def _current_context(config_file: Path) -> str:
     try:
         return str(json.loads(config_file.read_text()).get("currentContext") or "")

@@ -14,6 +14,7 @@ images (`DEPENDENCY_STAGES`): the steps that download never run there.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ import docker
 import docker.errors
 import httpx
 
-from lab import buildkit, cluster
+from lab import buildkit, cluster, proc
 from lab.config import Config
 from lab.engine import ERRORS as DOCKER_ERRORS
 from lab.engine import unreachable as engine_error
@@ -136,6 +137,26 @@ def rfc3339(moment: datetime) -> str:
 # only Go's standard library: it downloads nothing.
 DEPENDENCY_STAGES = {"backend": "deps", "frontend": "deps", "monitor": "deps"}
 DEPENDENCY_ARG = "DEPS"
+# What each dependency stage is made from: its image carries their hash, and an offline
+# build uses it only while the tree's files still hash the same (else it would build
+# with the bundle's older dependencies under the new commit's name).
+DEPENDENCY_FILES = {
+    "backend": ("go.mod", "go.sum"),
+    "frontend": ("package.json", "package-lock.json"),
+    "monitor": ("requirements-pip.txt", "requirements.txt"),
+}
+DEPENDENCIES_LABEL = "dev.lab.dependencies"
+
+
+def dependencies_hash(context: Path, service: str) -> str:
+    """The hash of the files `service`'s dependency stage is made from (missing: empty)."""
+    digest = hashlib.sha256()
+    for name in DEPENDENCY_FILES[service]:
+        path = context / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 def cache_image(service: str, repository: str) -> str:
@@ -150,6 +171,10 @@ def dependency_plans(plans: Sequence[BuildPlan], repository: str) -> tuple[Build
             plan,
             tags=(cache_image(plan.service, repository),),
             target=DEPENDENCY_STAGES[plan.service],
+            labels={
+                **plan.labels,
+                DEPENDENCIES_LABEL: dependencies_hash(plan.context, plan.service),
+            },
         )
         for plan in plans
         if plan.service in DEPENDENCY_STAGES
@@ -238,14 +263,7 @@ def build_images(
     if not plans:
         return ()
     if offline:  # the bundle's dependency stages stand in for the steps that download
-        plans = [
-            replace(p, buildargs={**p.buildargs, DEPENDENCY_ARG: cache})
-            if p.target is None
-            and p.service in DEPENDENCY_STAGES
-            and _present(engine, cache := cache_image(p.service, cache_repository))
-            else p
-            for p in plans
-        ]
+        plans = [_from_dependency_image(engine, plan, cache_repository) for plan in plans]
     results: list[BuiltImage] = []
     failures: list[tuple[str, LabError]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(plans)))) as pool:
@@ -264,11 +282,16 @@ def build_images(
             )
             for plan in plans
         ]
-        for plan, future in futures:
-            try:
-                results.append(future.result())
-            except LabError as error:
-                failures.append((plan.service, error))
+        try:
+            for plan, future in futures:
+                try:
+                    results.append(future.result())
+                except LabError as error:
+                    failures.append((plan.service, error))
+        except KeyboardInterrupt:  # the builds run in other threads: stop them too
+            pool.shutdown(wait=False, cancel_futures=True)
+            proc.stop_streams()
+            raise
     if failures:
         _, first = failures[0]
         others = [name for name, _ in failures[1:]]
@@ -348,12 +371,20 @@ def build_image(
 def push_images(
     engine: docker.DockerClient,
     built: Sequence[BuiltImage],
-) -> None:
-    """Push every tag of every built image to its registry (the lab registry)."""
+) -> dict[str, str]:
+    """Push every tag of every built image to its registry (the lab registry).
+
+    Returns, by service, the digest the registry gave its commit tag (the first tag):
+    what a deploy pins.
+    """
+    digests = {}
     for image in built:
-        for reference in image.tags:
+        for index, reference in enumerate(image.tags):
             repository, tag = reference.rsplit(":", 1)
-            push_one(engine, image.service, repository, tag)
+            digest = push_one(engine, image.service, repository, tag)
+            if index == 0 and digest:
+                digests[image.service] = digest
+    return digests
 
 
 # Docker 28.3.3 ends a push that carries no X-Registry-Auth header with EOF (moby#50614,
@@ -361,8 +392,10 @@ def push_images(
 NO_CREDENTIALS: dict[str, str] = {}
 
 
-def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) -> None:
+def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) -> str | None:
+    """Push `repository:tag`; the digest the registry stored it under, when it said."""
     reference = f"{repository}:{tag}"
+    digest = None
     try:
         stream = engine.api.push(
             repository, tag=tag, stream=True, decode=True, auth_config=NO_CREDENTIALS
@@ -370,8 +403,12 @@ def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) 
         for chunk in stream:
             if "error" in chunk:
                 raise _push_failure(what, reference, str(chunk["error"]))
+            aux = chunk.get("aux")
+            if isinstance(aux, Mapping) and str(aux.get("Digest", "")).startswith("sha256:"):
+                digest = str(aux["Digest"])
     except DOCKER_ERRORS as error:
         raise _push_failure(what, reference, str(error)) from error
+    return digest
 
 
 MANIFEST_TYPES = ", ".join(
@@ -467,6 +504,30 @@ def mirror_images(
         push_one(engine, "mirrored", repository, tag)
         pushed.append(target)
     return pushed
+
+
+def _from_dependency_image(
+    engine: docker.DockerClient, plan: BuildPlan, repository: str
+) -> BuildPlan:
+    """`plan`, started from its bundled dependency stage when there is one for this tree."""
+    if plan.target is not None or plan.service not in DEPENDENCY_STAGES:
+        return plan
+    reference = cache_image(plan.service, repository)
+    try:
+        labels = engine.images.get(reference).labels or {}
+    except docker.errors.ImageNotFound:
+        return plan  # the build says what it lacked
+    except DOCKER_ERRORS as error:
+        raise engine_error(error) from error
+    if labels.get(DEPENDENCIES_LABEL) != dependencies_hash(plan.context, plan.service):
+        files = ", ".join(DEPENDENCY_FILES[plan.service])
+        raise LabError(
+            f"the bundle's {plan.service} dependencies ({reference}) were made from other "
+            f"{files} than this tree's",
+            hint="offline, a build cannot fetch what changed: make a bundle of this tree "
+            "on a machine with the internet (`invoke lab.bundle.create`), or build online",
+        )
+    return replace(plan, buildargs={**plan.buildargs, DEPENDENCY_ARG: reference})
 
 
 def _present(engine: docker.DockerClient, reference: str) -> bool:

@@ -56,6 +56,19 @@ class _Settings:
 
 _settings = _Settings()
 
+# The `stream` commands running now, in any thread: Ctrl-C reaches only the main thread,
+# and each command runs in a session of its own, so `stop_streams` ends them.
+_streaming: set[subprocess.Popen[bytes]] = set()
+_streaming_lock = threading.Lock()
+
+
+def stop_streams() -> None:
+    """Kill every `stream` command still running (their callers then raise)."""
+    with _streaming_lock:
+        running = list(_streaming)
+    for process in running:
+        _kill_group(process)
+
 
 def set_dry_run(enabled: bool) -> None:
     """In dry-run mode, commands run with `mutates=True` are recorded, not run."""
@@ -192,8 +205,9 @@ def stream(
 
     For long commands whose progress the user should see (an image build). Like `run`:
     a non-zero exit raises `CommandError`, `timeout` bounds the whole run (the process
-    group is killed), and Ctrl-C stops it. If `on_line` raises, the command is stopped
-    and the error propagates. Never skipped by dry-run: callers plan their own change.
+    group is killed), and Ctrl-C stops it (in another thread: `stop_streams`). If
+    `on_line` raises, the command is stopped and the error propagates. Never skipped by
+    dry-run: callers plan their own change.
     """
     argv = tuple(str(arg) for arg in argv)
     if not argv:
@@ -219,6 +233,8 @@ def stream(
     threading.Thread(target=read, daemon=True).start()
     seen: list[str] = []
     deadline = started + timeout
+    with _streaming_lock:
+        _streaming.add(process)
     try:
         while True:
             try:
@@ -243,6 +259,9 @@ def stream(
         _kill_group(process)
         process.wait()
         raise
+    finally:
+        with _streaming_lock:
+            _streaming.discard(process)
     output = "".join(seen)
     duration = time.monotonic() - started
     log.debug("exit %d after %.2fs: %s", returncode, duration, shown)

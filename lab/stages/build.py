@@ -35,7 +35,7 @@ def build_stage(run: Run) -> StageResult:
         offline=run.options.offline,
         cache_repository=run.ctx.config.build_cache_repository,
     )
-    images.push_images(client, built)
+    run.digests = images.push_images(client, built)
     run.images = {image.service: image.tags[0] for image in built}
     checks = tuple(
         CheckResult(

@@ -17,7 +17,9 @@ def deploy_stage(run: Run) -> StageResult:
     started = time.time()
     config = run.ctx.config
     tag = run.commit.image_tag
-    digests = images.pushed_digests(registry(run.ctx), images.SERVICES, tag)
+    # What this run pushed, else (a run resumed at deploy) what the registry holds.
+    missing = [service for service in images.SERVICES if service not in run.digests]
+    digests = {**images.pushed_digests(registry(run.ctx), missing, tag), **run.digests}
     with git_server(run.ctx) as (_, remote):
         deployment = gitops.deploy(remote, "dev", tag, digests=digests)
     observed = wait_synced(run, "demo-dev", deployment.revision)

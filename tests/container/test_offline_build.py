@@ -116,6 +116,14 @@ def test_an_offline_build_runs_from_the_bundled_dependency_stage(
         # (BuildKit's own cache, which a participant's machine lacks, cannot stand in).
         assert any(f"FROM docker.io/{cache}" in line for line in lines), lines
         assert not any("go mod download" in line for line in lines), lines
+
+        # A tree whose go.mod changed since the bundle was made is refused, not built
+        # with the bundle's older dependencies under the new commit's name.
+        go_mod = apps / "backend" / "go.mod"
+        go_mod.write_text(go_mod.read_text() + "// changed\n")
+        with pytest.raises(LabError, match=r"made from other go\.mod, go\.sum") as stale:
+            images.build_images(client, plans, offline=True, cache_repository=repository)
+        assert "lab.bundle.create" in (stale.value.hint or "")
         output = client.containers.run(built.image_id, remove=True).decode()
         assert output.strip() == "Offline Build"
     finally:

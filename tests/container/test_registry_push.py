@@ -81,6 +81,11 @@ def test_up_builds_pushes_then_finds_the_images_already_there(
                 f"http://127.0.0.1:{registry}/v2/lab/{service}/tags/list", timeout=10
             ).json()
             assert "main" in tags["tags"], tags
+        # What a deploy pins: the digest the push reports is the one the registry serves.
+        held = images.registry_digests(f"localhost:{registry}", images.SERVICES, "main")
+        assert sorted(held) == sorted(images.SERVICES), held
+        pushed = images.push_one(client, "smoke", f"localhost:{registry}/lab/smoke", "main")
+        assert pushed == held["smoke"], (pushed, held)
         again = up_images.ensure_images(lab)
         assert again == f"{len(images.SERVICES)} images already in localhost:{registry}"
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import buildkit, images
+from lab import buildkit, engine, images
 from lab.errors import LabError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "buildkit"
@@ -76,6 +76,7 @@ def test_the_argv_carries_tags_args_labels_and_the_offline_switches(tmp_path: Pa
     )
     argv = buildkit.command_for(build, tmp_path / "iid")
     assert argv[:3] == ("docker", "buildx", "build")
+    assert ("--builder", "default") in list(itertools.pairwise(argv))  # the Engine's own
     assert "--progress=rawjson" in argv and "--load" in argv
     pairs = list(itertools.pairwise(argv))
     assert ("--tag", "r/lab/backend:abc") in pairs and ("--tag", "r/lab/backend:main") in pairs
@@ -211,3 +212,17 @@ def test_the_step_that_failed_first_is_named_not_one_cancelled_after_it() -> Non
     progress = _fed("missing-file.jsonl")
     assert progress.step == "[2/2] COPY missing.txt /"
     assert '"/missing.txt" not found' in progress.reason
+
+
+def test_the_builder_is_the_current_context_s_own(tmp_path: Path) -> None:
+    config = tmp_path / "docker"
+    config.mkdir()
+    (config / "config.json").write_text('{"currentContext": "colima"}')
+    assert engine.context_name({"DOCKER_CONFIG": str(config)}) == "colima"
+    assert engine.context_name({"DOCKER_CONFIG": str(config), "DOCKER_CONTEXT": "x"}) == "x"
+    assert engine.context_name({"DOCKER_HOST": "tcp://h:2375", "DOCKER_CONTEXT": "x"}) == "default"
+    assert engine.context_name({"HOME": str(tmp_path)}) == "default"
+    argv = buildkit.command_for(
+        buildkit.Build(context=tmp_path, tags=("x:1",)), tmp_path, builder="colima"
+    )
+    assert ("--builder", "colima") in list(itertools.pairwise(argv))

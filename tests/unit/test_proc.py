@@ -162,3 +162,29 @@ def test_serving_a_silent_command_gives_up_after_its_timeout() -> None:
         pass
     assert "did not get ready within 0.5s" in caught.value.message
     assert time.monotonic() - started < 30
+
+
+def test_a_stream_in_another_thread_is_stopped_by_stop_streams() -> None:
+    # What a Ctrl-C during parallel image builds does: the main thread stops them all.
+    import threading
+
+    outcome: list[BaseException] = []
+    lines: list[str] = []
+
+    def build() -> None:
+        try:
+            proc.stream(
+                ("sh", "-c", "echo started; sleep 60"), timeout=120, on_line=lines.append
+            )
+        except BaseException as error:  # what the thread saw is the result
+            outcome.append(error)
+
+    worker = threading.Thread(target=build)
+    worker.start()
+    started = time.monotonic()
+    while lines != ["started"] and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    proc.stop_streams()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert [type(error) for error in outcome] == [CommandError]
