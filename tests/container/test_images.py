@@ -165,3 +165,19 @@ def test_push_to_an_unreachable_registry_names_the_service_and_reference(
         client.images.remove(reference)
     assert f"pushing the smoke image {reference} failed" in caught.value.message
     assert caught.value.hint and "registry" in caught.value.hint
+
+
+def test_the_monitor_image_carries_no_pip_or_setuptools(
+    client: docker.DockerClient, built: dict[str, images.BuiltImage]
+) -> None:
+    # A scanner reads every .dist-info: venv's bundled setuptools had fixable HIGH CVEs
+    # (CVE-2024-6345, CVE-2025-47273), and the service never runs pip (issue #16.13).
+    listing = client.containers.run(
+        built["monitor"].image_id,
+        entrypoint=["python", "-c", "import pathlib; print(*sorted(p.name for p in "
+                    "pathlib.Path('/opt/venv/lib').glob('python*/site-packages/*')))"],
+        remove=True,
+    ).decode()
+    names = listing.split()
+    assert any(name.lower().startswith("flask") for name in names), names
+    assert not [n for n in names if n.lower().startswith(("pip", "setuptools"))], names

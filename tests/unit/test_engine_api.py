@@ -1,0 +1,113 @@
+"""What lab sends to and reads from the Docker Engine API, against a fake Engine.
+
+The fake is an HTTP server on a unix socket, the boundary docker-py talks across: it
+records each request and answers push and pull with streams as the Engine writes them
+(issue #16, items 20 and 22).
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import docker
+import pytest
+
+from lab import engine, images
+from lab.errors import LabError
+
+DIGEST = "sha256:" + "5" * 64
+
+
+class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    requests: list[tuple[str, str, dict[str, str]]]
+    pull_stream: list[dict[str, object]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Engine
+    protocol_version = "HTTP/1.1"
+
+    def address_string(self) -> str:  # a unix socket has no client address
+        return "fake-engine"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.server.requests.append(("POST", self.path, dict(self.headers)))
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if "/push" in self.path:
+            self._stream(
+                [
+                    {"status": "Pushed", "id": "layer"},
+                    {"status": f"tag: digest: {DIGEST} size: 528"},
+                    {"progressDetail": {}, "aux": {"Tag": "t", "Digest": DIGEST, "Size": 528}},
+                ]
+            )
+        elif self.path.split("?")[0].endswith("/images/create"):
+            self._stream(self.server.pull_stream)
+        else:
+            self.send_error(404)
+
+    def _stream(self, chunks: list[dict[str, object]]) -> None:
+        """A JSON object per HTTP chunk, as the Engine streams progress."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            data = json.dumps(chunk).encode() + b"\r\n"
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+
+@pytest.fixture
+def fake_engine(tmp_path: Path) -> Iterator[tuple[_Engine, docker.DockerClient]]:
+    socket = tmp_path / "engine.sock"
+    server = _Engine(str(socket), _Handler)
+    server.requests, server.pull_stream = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = docker.DockerClient(base_url=f"unix://{socket}", version="1.41", timeout=10)
+    try:
+        yield server, client
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_push_always_sends_an_auth_header_and_returns_the_digest(
+    fake_engine: tuple[_Engine, docker.DockerClient],
+) -> None:
+    # Docker 28.3.3 ends a push without X-Registry-Auth with EOF (moby#50614).
+    server, client = fake_engine
+    digest = images.push_one(client, "smoke", "localhost:5001/lab/smoke", "abc")
+    (method, path, headers), *_ = server.requests
+    assert (method, path.split("?")[0]) == ("POST", "/v1.41/images/localhost:5001/lab/smoke/push")
+    assert "X-Registry-Auth" in headers
+    assert digest == DIGEST
+
+
+def test_a_refused_pull_reports_the_registry_s_own_words(
+    fake_engine: tuple[_Engine, docker.DockerClient],
+) -> None:
+    # docker-py's images.pull drops error chunks: the user would read "No such image".
+    server, client = fake_engine
+    server.pull_stream = [
+        {"status": "Pulling from library/redis", "id": "7-bookworm"},
+        {
+            "errorDetail": {"message": "toomanyrequests: You have reached your pull rate limit"},
+            "error": "toomanyrequests: You have reached your pull rate limit",
+        },
+    ]
+    with pytest.raises(LabError) as caught:
+        engine.pull(client, "redis:7-bookworm")
+    assert "toomanyrequests: You have reached your pull rate limit" in caught.value.message
+    assert "docker login" in (caught.value.hint or "")
