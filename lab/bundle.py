@@ -48,7 +48,7 @@ from typing import IO, Any
 import docker.errors
 import yaml
 
-from lab import __version__, argocd, cluster, doctor, engine, images, proc, tools
+from lab import __version__, argocd, cluster, distribution, doctor, engine, images, proc, tools
 from lab.config import Config
 from lab.errors import LabError
 
@@ -658,10 +658,10 @@ def _apply(client: Any, config: Config, item: Item, staged: Path | None) -> None
         if "@" not in item.name:  # a digest reference cannot be a tag; recorded by ID
             tag_as(client, item.image_id, item.name)
         if item.role == "mirror":
-            images.mirror_images(client, config, [item.name])
+            distribution.mirror_images(client, config, [item.name])
         elif item.role == "registry":
             repository, tag = engine.split_tag(item.name)
-            images.push_one(client, item.name, repository, str(tag))
+            distribution.push_one(client, item.name, repository, str(tag))
         return
     assert staged is not None
     if item.kind == "tool":
@@ -771,7 +771,8 @@ def _in_registry(config: Config, item: Item) -> bool:
     """Whether the lab registry holds the item: under its mirror path, or its own name."""
     target = cluster.mirror_reference(config, item.name) if item.role == "mirror" else item.name
     repository, tag = target.removeprefix(f"{config.registry_host}/").rsplit(":", 1)
-    return images.registry_has(f"{config.bind_address}:{config.registry_port}", repository, tag)
+    host = f"{config.bind_address}:{config.registry_port}"
+    return distribution.registry_has(host, repository, tag)
 
 
 def _has_image(client: Any, reference: str) -> bool:

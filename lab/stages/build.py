@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from lab import (
+    distribution,
     engine,
     gitops,
     images,
@@ -35,7 +36,7 @@ def build_stage(run: Run) -> StageResult:
         offline=run.options.offline,
         cache_repository=run.ctx.config.build_cache_repository,
     )
-    run.digests = images.push_images(client, built)
+    run.digests = distribution.push_images(client, built)
     run.images = {image.service: image.tags[0] for image in built}
     checks = tuple(
         CheckResult(

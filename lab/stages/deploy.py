@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from lab import (
+    distribution,
     gitops,
     images,
 )
@@ -19,7 +20,7 @@ def deploy_stage(run: Run) -> StageResult:
     tag = run.commit.image_tag
     # What this run pushed, else (a run resumed at deploy) what the registry holds.
     missing = [service for service in images.SERVICES if service not in run.digests]
-    digests = {**images.pushed_digests(registry(run.ctx), missing, tag), **run.digests}
+    digests = {**distribution.pushed_digests(registry(run.ctx), missing, tag), **run.digests}
     with git_server(run.ctx) as (_, remote):
         deployment = gitops.deploy(remote, "dev", tag, digests=digests)
     observed = wait_synced(run, "demo-dev", deployment.revision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from lab import (
+    distribution,
     gitops,
     images,
 )
@@ -40,7 +41,9 @@ def promote_stage(run: Run) -> StageResult:
             run.commit.sha,
             summary=summary,
             # for the images dev no longer runs this commit with (or runs by tag)
-            digests=images.registry_digests(registry(run.ctx), images.SERVICES, run.commit.sha),
+            digests=distribution.registry_digests(
+                registry(run.ctx), images.SERVICES, run.commit.sha
+            ),
         )
     pr = promotion.pull_request
     if pr is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from lab import (
+    distribution,
     engine,
     images,
     proc,
@@ -49,7 +50,7 @@ def ensure_images(lab: Lab) -> str:
         offline=lab.options.offline,
         cache_repository=config.build_cache_repository,
     )
-    images.push_images(client, built)
+    distribution.push_images(client, built)
     return f"built and pushed {', '.join(missing)}"
 
 
@@ -57,4 +58,4 @@ def _registry_has(lab: Lab, service: str, tag: str) -> bool:
     if lab.byo and lab.options.registry is None:
         return False
     host = lab.options.registry or f"{lab.config.bind_address}:{lab.config.registry_port}"
-    return images.registry_has(host, f"{images.REPOSITORY_PREFIX}/{service}", tag)
+    return distribution.registry_has(host, f"{images.REPOSITORY_PREFIX}/{service}", tag)

@@ -16,7 +16,7 @@ import docker
 import docker.errors
 import pytest
 
-from lab import bundle, cluster, config, engine, images
+from lab import bundle, cluster, config, distribution, engine
 from lab.config import Config
 from lab.errors import LabError
 
@@ -60,7 +60,7 @@ def lab_config(tmp_path: Path) -> Iterator[Config]:
 
 
 def _registry_has(cfg: Config, repository: str, tag: str) -> bool:
-    return images.registry_has(f"127.0.0.1:{cfg.registry_port}", repository, tag)
+    return distribution.registry_has(f"127.0.0.1:{cfg.registry_port}", repository, tag)
 
 
 def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
@@ -144,7 +144,7 @@ def test_a_node_image_pinned_by_digest_is_found_by_id_after_loading(
     name = f"{base.registry_host}/lab-bundle-test/node"
     token = secrets.token_hex(4)
     image_id = _tiny_image(client, f"{name}:{token}", token)
-    images.push_one(client, "node", name, token)
+    distribution.push_one(client, "node", name, token)
     digest = next(d for d in client.images.get(image_id).attrs["RepoDigests"] if d.startswith(name))
     pinned = f"{name}:{token}@{digest.split('@')[1]}"
     cfg = config.load({**{k: getattr(base, k) for k in ("cluster_name", "registry_name",

@@ -9,7 +9,7 @@ import docker
 import docker.errors
 import pytest
 
-from lab import images
+from lab import distribution, images
 from lab.config import Config
 from lab.errors import LabError
 from tests.container.conftest import CREATED, SHA_V1, SHA_V2, SOURCE
@@ -160,7 +160,7 @@ def test_push_to_an_unreachable_registry_names_the_service_and_reference(
     )
     try:
         with pytest.raises(LabError) as caught:
-            images.push_images(client, [unreachable])
+            distribution.push_images(client, [unreachable])
     finally:
         client.images.remove(reference)
     assert f"pushing the smoke image {reference} failed" in caught.value.message

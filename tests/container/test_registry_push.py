@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab import cli, config, context, engine, images
+from lab import cli, config, context, distribution, engine, images
 from lab.state import State
 from lab.ui import UI
 from lab.up import images as up_images
@@ -82,9 +82,9 @@ def test_up_builds_pushes_then_finds_the_images_already_there(
             ).json()
             assert "main" in tags["tags"], tags
         # What a deploy pins: the digest the push reports is the one the registry serves.
-        held = images.registry_digests(f"localhost:{registry}", images.SERVICES, "main")
+        held = distribution.registry_digests(f"localhost:{registry}", images.SERVICES, "main")
         assert sorted(held) == sorted(images.SERVICES), held
-        pushed = images.push_one(client, "smoke", f"localhost:{registry}/lab/smoke", "main")
+        pushed = distribution.push_one(client, "smoke", f"localhost:{registry}/lab/smoke", "main")
         assert pushed == held["smoke"], (pushed, held)
         again = up_images.ensure_images(lab)
         assert again == f"{len(images.SERVICES)} images already in localhost:{registry}"

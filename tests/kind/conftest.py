@@ -5,7 +5,7 @@ What differs from a user's laptop, and only through settings (printed at the sta
 the node image, the two kind patches for this machine's quirks, and
 `istio_data_plane: none` (Envoy cannot be built here, so no gateway and no sidecars).
 The pinned upstream images are built here and pushed into the lab registry's mirror
-paths before `lab.up`, as an offline bundle would be (`images.mirror_images`).
+paths before `lab.up`, as an offline bundle would be (`distribution.mirror_images`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cluster, engine, images
+from lab import cluster, distribution, engine
 from lab.config import Config
 from tests.kind import tier
 
@@ -90,7 +90,7 @@ def prepare(config: Config, art: tier.Artifacts) -> None:
     with the upstream images under their mirror paths, and Argo CD's install.yaml."""
     client = engine.client()
     cluster.ensure_registry(client, config)
-    images.mirror_images(client, config, lab_images(config))
+    distribution.mirror_images(client, config, lab_images(config))
     cache = config.state_path / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     install = tier.CACHE / "bin" / f"argocd-{config.argocd_version}" / "install.yaml"

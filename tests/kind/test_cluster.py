@@ -2,7 +2,7 @@
 of every upstream registry: the foundation the lab runs on in this tier.
 
 The cluster is made with lab's own code (`lab.cluster`: the kind config, the registry
-container, the nodes' hosts.toml files) and lab's mirror seam (`images.mirror_images`),
+container, the nodes' hosts.toml files) and lab's mirror seam (`distribution.mirror_images`),
 with the tier's settings only. Its names and ports are its own, so it never meets the
 lab that tests/kind/test_lab.py brings up.
 """
@@ -21,7 +21,7 @@ import docker
 import pytest
 import yaml
 
-from lab import cluster, engine, images, proc
+from lab import cluster, distribution, engine, proc
 from lab.config import Config
 from tests.kind import tier
 
@@ -99,7 +99,7 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
         print(f"kind create cluster (our node image) took {time.monotonic() - started:.0f}s")
         cluster.connect_registry(client, config)
         cluster.wire_nodes(client, config)
-        images.mirror_images(client, config, pinned_images(config))
+        distribution.mirror_images(client, config, pinned_images(config))
         yield Tier1(art, config, kubeconfig)
     finally:
         try:

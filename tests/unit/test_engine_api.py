@@ -17,7 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from lab import engine, images
+from lab import distribution, engine
 from lab.errors import LabError
 
 DIGEST = "sha256:" + "5" * 64
@@ -88,7 +88,7 @@ def test_a_push_always_sends_an_auth_header_and_returns_the_digest(
 ) -> None:
     # Docker 28.3.3 ends a push without X-Registry-Auth with EOF (moby#50614).
     server, client = fake_engine
-    digest = images.push_one(client, "smoke", "localhost:5001/lab/smoke", "abc")
+    digest = distribution.push_one(client, "smoke", "localhost:5001/lab/smoke", "abc")
     (method, path, headers), *_ = server.requests
     assert (method, path.split("?")[0]) == ("POST", "/v1.41/images/localhost:5001/lab/smoke/push")
     assert "X-Registry-Auth" in headers
