@@ -7,7 +7,6 @@ until Argo CD has both environments Synced and Healthy at it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,19 +105,25 @@ def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> Non
     if not target.parent.is_dir():
         raise LabError(f"{target.parent} is not a directory", hint="pass --output PATH/FILE.tar")
     install = argocd.fetch_install_manifest(config, config.state_path / "cache")
-    ctx.ui.step_started(f"Writing the bundle {target}")
-    began = time.monotonic()
-    manifest = bundle.create(
-        config,
-        target,
-        from_docker=from_docker,
-        install_manifest=install,
-        progress=lambda what, done, total: ctx.ui.progress(f"{what} ({done}/{total} images)"),
-    )
-    ctx.ui.step_finished(
-        f"Writing the bundle {target}", time.monotonic() - began, style="ok",
-        note=bundle.summary_lines(manifest)[0],
-    )  # fmt: skip
+    made: list[bundle.Manifest] = []
+
+    def write(_: None) -> str:
+        made.append(
+            bundle.create(
+                config,
+                target,
+                from_docker=from_docker,
+                install_manifest=install,
+                progress=lambda what, done, total: ctx.ui.progress(
+                    f"{what} ({done}/{total} images)"
+                ),
+            )
+        )
+        return bundle.summary_lines(made[0])[0]
+
+    step = steps.Step(f"Writing the bundle {target}", write, diagnose=False)
+    steps.raise_first_failure(steps.run((step,), None, ctx.ui), context=False)
+    manifest = made[0]
     for note in manifest.notes:
         ctx.ui.warn(note)
     ctx.ui.info(
@@ -129,16 +134,16 @@ def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> Non
 
 def bundle_load(ctx: Context, *, path: str) -> None:
     source = Path(path).expanduser().resolve()
-    ctx.ui.step_started(f"Loading the bundle {source.name}")
-    began = time.monotonic()
-    with ctx.ui.transfer("verifying") as progress:
-        loaded = bundle.load(ctx.config, source, progress=progress)
-    ctx.ui.step_finished(
-        f"Loading the bundle {source.name}",
-        time.monotonic() - began,
-        style="ok",
-        note=f"{len(loaded.loaded)} loaded, {len(loaded.present)} already here",
-    )
+    done: list[bundle.Loaded] = []
+
+    def load(_: None) -> str:
+        with ctx.ui.transfer("verifying") as progress:
+            done.append(bundle.load(ctx.config, source, progress=progress))
+        return f"{len(done[0].loaded)} loaded, {len(done[0].present)} already here"
+
+    step = steps.Step(f"Loading the bundle {source.name}", load, diagnose=False)
+    steps.raise_first_failure(steps.run((step,), None, ctx.ui), context=False)
+    loaded = done[0]
     for note in loaded.manifest.notes:
         ctx.ui.warn(note)
     ctx.ui.info("Everything `lab.up --offline` needs is here: `invoke lab.up --offline`.")
