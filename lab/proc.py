@@ -222,15 +222,7 @@ def stream(
         stdin=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            lines.put(_decode(raw))
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
+    lines = _output_lines(process)
     seen: list[str] = []
     deadline = started + timeout
     with _streaming_lock:
@@ -336,15 +328,7 @@ def serving(
     process = _start(
         argv, shown, cwd=None, env=None, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            lines.put(_decode(raw))
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
+    lines = _output_lines(process)
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     try:
@@ -376,6 +360,21 @@ def serving(
     finally:
         _kill_group(process)
         process.wait()
+
+
+def _output_lines(process: subprocess.Popen[bytes]) -> queue.Queue[str | None]:
+    """`process`'s output, line by line as it comes, read by a thread of its own; None
+    once it ends (so a caller can wait with a deadline)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            lines.put(_decode(raw))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def _decode(data: bytes | None) -> str:
