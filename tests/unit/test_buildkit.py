@@ -123,6 +123,14 @@ def _fake_docker(
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
 
 
+def _plan(tmp_path: Path, service: str) -> images.BuildPlan:
+    """A plan for `service` whose context holds a Dockerfile (the fake docker builds it)."""
+    context = tmp_path / "apps" / service
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    return images.BuildPlan(service=service, context=context, tags=(f"r/lab/{service}:x",))
+
+
 def test_without_buildx_the_error_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,10 +158,7 @@ def test_a_failed_build_becomes_an_image_build_error_naming_service_and_step(
         stream=(DATA / "failed-run-step.jsonl").read_text(),
         code=1,
     )
-    context = tmp_path / "apps" / "monitor"
-    context.mkdir(parents=True)
-    (context / "Dockerfile").write_text("FROM scratch\n")
-    plan = images.BuildPlan(service="monitor", context=context, tags=("r/lab/monitor:x",))
+    plan = _plan(tmp_path, "monitor")
     with pytest.raises(images.ImageBuildError) as caught:
         images.build_image(None, plan)
     error = caught.value
@@ -174,11 +179,8 @@ def test_a_finished_build_reports_its_image_and_cache_hits(
         stream=(DATA / "smoke-warm.jsonl").read_text(),
         image_id="sha256:feed",
     )
-    context = tmp_path / "apps" / "smoke"
-    context.mkdir(parents=True)
-    (context / "Dockerfile").write_text("FROM scratch\n")
     lines: list[tuple[str, str]] = []
-    plan = images.BuildPlan(service="smoke", context=context, tags=("r/lab/smoke:x",))
+    plan = _plan(tmp_path, "smoke")
     built = images.build_image(None, plan, on_log=lambda s, line: lines.append((s, line)))
     assert built.image_id == "sha256:feed"
     assert built.fully_cached and built.steps == 6
