@@ -61,7 +61,7 @@ class State:
         values = {key: value for key, value in data.items() if key in known}
         unknown = {key: value for key, value in data.items() if key not in known}
         for key, value in values.items():
-            if not _fits(cls, key, value):
+            if not _fits(key, value):
                 raise LabError(
                     f"{path}: {key} is {value!r}, which lab never writes there",
                     hint=f"fix it by hand, or remove {path} with `invoke lab.down`",
@@ -106,6 +106,6 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _fits(cls: type[State], key: str, value: Any) -> bool:
+def _fits(key: str, value: Any) -> bool:
     """Whether `value` is what lab writes under `key` (a string unless said otherwise)."""
     return value is None or isinstance(value, _TYPES.get(key, (str,)))
