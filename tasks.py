@@ -122,12 +122,13 @@ def creds(c, verbose=0, debug=False):
         "only": "fetch only these (kind, istioctl, kubectl, kustomize; repeat or comma-separate)",
         "force": "download again even when the pinned version is installed",
         "mirror": "base URL of a mirror holding <tool>/<upstream path> (or LAB_TOOLS_MIRROR)",
+        "dry_run": "list the downloads and fetch nothing",
     },
 )
-def tools(c, only=None, force=False, mirror=None, verbose=0, debug=False):
+def tools(c, only=None, force=False, mirror=None, dry_run=False, verbose=0, debug=False):
     """Download the pinned kind, istioctl, kubectl and kustomize into .lab/bin/, verified."""
     _run(c, "lab.tools", lab_tools.install_tools, verbose, debug, only=only or (), force=force,
-         mirror=mirror)  # fmt: skip
+         mirror=mirror, dry_run=dry_run)  # fmt: skip
 
 
 @task(incrementable=["verbose"], help={**VERBOSE, "name": "e.g. step-3 (letters, digits, . _ -)"})

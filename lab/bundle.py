@@ -530,7 +530,7 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
         registry = False
         for item in needed:  # the `docker` images first: the registry's image is one
             if item.role in ("mirror", "registry") and not registry:
-                cluster.ensure_registry(client, config)
+                cluster.ensure_registry(config)
                 registry = True
             source = staged / item.member if item.member in read_out else None
             if item.kind == "image" and item.member in loaded:

@@ -54,8 +54,6 @@ def run_task(
     debug = debug or os.environ.get("LAB_DEBUG", "") not in ("", "0")
     ui: UI | None = None
     try:
-        # Each task starts for real: `invoke lab.up --dry-run pipeline.run` runs the pipeline.
-        proc.set_dry_run(False)
         config = config_module.load(overrides)
         proc.set_local_bin(config.state_path / "bin")
         ui = UI(verbosity=verbose, log_dir=config.state_path / "logs", task=name)

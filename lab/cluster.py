@@ -10,6 +10,7 @@ import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import docker
@@ -18,6 +19,7 @@ import httpx
 import yaml
 
 from lab import engine, proc, wait
+from lab.changes import MAKE, Changes
 from lab.config import Config
 from lab.errors import LabError
 
@@ -222,8 +224,8 @@ def cluster_exists(config: Config) -> bool:
     return config.cluster_name in parse_clusters(result.stdout)
 
 
-def create_cluster(config: Config, config_path: str) -> None:
-    proc.run(
+def create_cluster(config: Config, config_path: str, changes: Changes = MAKE) -> None:
+    changes.run(
         (
             "kind",
             "create",
@@ -236,16 +238,14 @@ def create_cluster(config: Config, config_path: str) -> None:
             "120s",
         ),
         timeout=config.cluster_timeout,
-        mutates=True,
         hint="see `kind export logs`; Docker needs ≥ 8 GiB memory (run `invoke lab.doctor`)",
     )
 
 
-def delete_cluster(config: Config) -> None:
-    proc.run(
+def delete_cluster(config: Config, changes: Changes = MAKE) -> None:
+    changes.run(
         ("kind", "delete", "cluster", "--name", config.cluster_name),
         timeout=config.cluster_timeout,
-        mutates=True,
     )
 
 
@@ -272,26 +272,32 @@ class RegistryStatus:
     on_kind_network: bool
 
 
+NO_REGISTRY = RegistryStatus(False, False, False)
+
+
 def registry_status(client: docker.DockerClient, config: Config) -> RegistryStatus:
     try:
         container = client.containers.get(config.registry_name)
     except docker.errors.NotFound:
-        return RegistryStatus(False, False, False)
+        return NO_REGISTRY
     networks = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
     return RegistryStatus(True, container.status == "running", KIND_NETWORK in networks)
 
 
-def ensure_registry(client: docker.DockerClient, config: Config) -> str:
+def ensure_registry(config: Config, changes: Changes = MAKE) -> str:
     """Run the registry container; returns what was done."""
-    status = registry_status(client, config)
+    status = changes.read(lambda: registry_status(engine.client(), config), absent=NO_REGISTRY)
     if status.running:
         return "already running"
-    if proc.dry_run_enabled():
-        proc.plan(
-            f"docker run {config.registry_image} as {config.registry_name} "
-            f"on {config.bind_address}:{config.registry_port}"
-        )
-        return "planned"
+    return changes.make(
+        f"docker run {config.registry_image} as {config.registry_name} "
+        f"on {config.bind_address}:{config.registry_port}",
+        lambda: _start_registry(engine.client(), config, status),
+        planned="planned",
+    )
+
+
+def _start_registry(client: docker.DockerClient, config: Config, status: RegistryStatus) -> str:
     if status.exists:
         client.containers.get(config.registry_name).start()
         wait_until_serving(config)
@@ -348,37 +354,64 @@ def wait_until_serving(config: Config, timeout: float = REGISTRY_START_TIMEOUT) 
     )
 
 
-def connect_registry(client: docker.DockerClient, config: Config) -> str:
-    if registry_status(client, config).on_kind_network:
+def connect_registry(config: Config, changes: Changes = MAKE) -> str:
+    status = changes.read(lambda: registry_status(engine.client(), config), absent=NO_REGISTRY)
+    if status.on_kind_network:
         return "already on the kind network"
-    if proc.dry_run_enabled():
-        proc.plan(f"docker network connect {KIND_NETWORK} {config.registry_name}")
-        return "planned"
+    return changes.make(
+        f"docker network connect {KIND_NETWORK} {config.registry_name}",
+        lambda: _join_kind_network(engine.client(), config),
+        planned="planned",
+    )
+
+
+def _join_kind_network(client: docker.DockerClient, config: Config) -> str:
     client.networks.get(KIND_NETWORK).connect(config.registry_name)
     return "joined the kind network"
 
 
-def wire_nodes(client: docker.DockerClient, config: Config) -> str:
+def wire_nodes(config: Config, changes: Changes = MAKE) -> str:
     """Write containerd's hosts.toml files on each node: the lab registry and its mirrors.
 
-    Idempotent; containerd reads a new hosts.toml without a restart.
+    Idempotent; containerd reads a new hosts.toml without a restart. A plan for a
+    cluster not made yet writes them on each node it will have.
     """
-    changed = 0
-    for name in node_names(config):
+    wanted = node_hosts_files(config)
+    stale = changes.read(
+        lambda: _stale_hosts_files(engine.client(), config, wanted),
+        absent=[(f"each node of {config.cluster_name}", host) for host in wanted],
+    )
+    for name, host in stale:
+        directory = f"{CERTS_DIR}/{host}"
+        changes.make(
+            f"write {directory}/hosts.toml on {name}",
+            partial(_write_hosts_file, name, directory, wanted[host]),
+            planned=None,
+        )
+    return f"wrote {len(stale)} hosts.toml file(s)" if stale else "already configured"
+
+
+def _stale_hosts_files(
+    client: docker.DockerClient, config: Config, wanted: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(node, registry host) of each hosts.toml that is missing or says otherwise."""
+    nodes = node_names(config)
+    if not nodes:
+        raise LabError(f"kind lists no nodes for cluster {config.cluster_name}")
+    stale = []
+    for name in nodes:
         node = client.containers.get(name)
-        for host, wanted in node_hosts_files(config).items():
-            directory = f"{CERTS_DIR}/{host}"
-            current = node.exec_run(["cat", f"{directory}/hosts.toml"])
-            if current.exit_code == 0 and current.output.decode() == wanted:
-                continue
-            if proc.dry_run_enabled():
-                proc.plan(f"write {directory}/hosts.toml on node {name}")
-                changed += 1
-                continue
-            node.exec_run(["mkdir", "-p", directory])
-            node.put_archive(directory, _tar_one("hosts.toml", wanted))
-            changed += 1
-    return f"wrote {changed} hosts.toml file(s)" if changed else "already configured"
+        for host, content in wanted.items():
+            current = node.exec_run(["cat", f"{CERTS_DIR}/{host}/hosts.toml"])
+            if current.exit_code != 0 or current.output.decode() != content:
+                stale.append((name, host))
+    return stale
+
+
+def _write_hosts_file(node: str, directory: str, content: str) -> None:
+    container = engine.client().containers.get(node)
+    container.exec_run(["mkdir", "-p", directory])
+    container.put_archive(directory, _tar_one("hosts.toml", content))
 
 
 def _tar_one(name: str, content: str) -> bytes:

@@ -10,9 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from lab import cluster, engine, gitops, k8s, proc, wait
+from lab import changes, cluster, gitops, k8s, wait
 from lab.cli import Context
 from lab.config import Config, in_ci
 from lab.errors import LabError
@@ -38,7 +37,11 @@ class Lab:
     ctx: Context
     options: UpOptions
     state: State
+    changes: changes.Changes = field(init=False)  # makes the changes, or plans them
     _cluster: k8s.Cluster | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.changes = changes.for_options(self.options.dry_run)
 
     @property
     def config(self) -> Config:
@@ -53,40 +56,29 @@ class Lab:
         return self.options.context or self.ctx.config.kube_context
 
     def cluster(self) -> k8s.Cluster:
+        """The cluster's API (a plan of a cluster not made yet gets one with no API)."""
         if self._cluster is None:
-            self._cluster = k8s.connect(self.context)
+            self._cluster = self.changes.read(
+                lambda: k8s.connect(self.context, self.changes),
+                absent=k8s.Cluster.absent(self.context, self.changes),
+            )
         return self._cluster
 
     def wait_for(self, what: str, look: Callable[[], wait.Observation], timeout: float) -> str:
-        if proc.dry_run_enabled():
-            proc.plan(f"wait for {what}")
-            return "planned"
-        return wait.until(what, look, timeout=timeout, report=self.ctx.ui.progress).seen
+        return self.changes.wait(what, look, timeout=timeout, report=self.ctx.ui.progress)
 
-
-def plan_apply(obj: dict[str, Any]) -> None:
-    meta = obj.get("metadata", {})
-    where = f" in {meta['namespace']}" if meta.get("namespace") else ""
-    proc.plan(f"apply {obj.get('kind')}/{meta.get('name')}{where} (server-side)")
+    def save(self) -> None:
+        """Keep the state (what a later task must know) in `.lab/state.json`."""
+        self.changes.make(f"write {self.state.path}", self.state.save, planned=None)
 
 
 def deployment_observation(lab: Lab, namespace: str, name: str) -> wait.Observation:
     return lab.cluster().deployment_observation(namespace, name)
 
 
-def docker_answers() -> bool:
-    try:
-        engine.client()
-    except LabError:
-        return False
-    return True
-
-
-def kind_cluster_exists(config: Config) -> bool:
-    """Whether kind has our cluster; in dry-run a missing kind means "no cluster yet"."""
-    if proc.dry_run_enabled() and proc.which("kind") is None:
-        return False
-    return cluster.cluster_exists(config)
+def kind_cluster_exists(lab: Lab) -> bool:
+    """Whether kind has our cluster (a plan on a machine without kind: not yet)."""
+    return lab.changes.read(lambda: cluster.cluster_exists(lab.config), absent=False)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ruamel.yaml.scalarstring import ScalarString
 from lab.errors import LabError
 from lab.gitserver import GitServer, PullRequest
 from lab.gitserver import Remote as Remote  # re-exported: callers name it gitops.Remote
-from lab.proc import Result, dry_run_enabled, run
+from lab.proc import Result, run
 
 log = logging.getLogger("lab.gitops")
 
@@ -466,7 +466,7 @@ class Checkout:
         self.timeout = timeout
         self._env = {"GIT_ASKPASS": str(root / "askpass"), "GIT_TERMINAL_PROMPT": "0"}
 
-    def git(self, *args: str, check: bool = True, mutates: bool = False) -> Result:
+    def git(self, *args: str, check: bool = True) -> Result:
         argv = (
             "git",
             "-c", f"user.name={BOT_NAME}",
@@ -477,9 +477,7 @@ class Checkout:
             "-c", "credential.helper=",
             *args,
         )  # fmt: skip
-        result = run(
-            argv, timeout=self.timeout, cwd=self.path, env=self._env, check=False, mutates=mutates
-        )
+        result = run(argv, timeout=self.timeout, cwd=self.path, env=self._env, check=False)
         if check and not result.ok:
             raise _git_error(result, self.remote.url)
         return result
@@ -518,7 +516,7 @@ class Checkout:
         args = ["push", "--porcelain", "origin", f"HEAD:refs/heads/{ref}"]
         if lease is not None:
             args.insert(1, f"--force-with-lease=refs/heads/{ref}:{lease}")
-        result = self.git(*args, check=False, mutates=True)
+        result = self.git(*args, check=False)
         if result.ok:
             return True
         if _lost_race(result.stdout + result.stderr):
@@ -713,7 +711,7 @@ def seed(remote: Remote, tree: Path, *, timeout: float = GIT_TIMEOUT) -> SeedRes
             if not checkout.commit_all("seed: GitOps repository content from gitops/"):
                 return SeedResult(revision=main or "", pushed=False)
             if checkout.push(MAIN, lease=main or ""):
-                return SeedResult(revision=checkout.head(), pushed=not dry_run_enabled())
+                return SeedResult(revision=checkout.head(), pushed=True)
         log.info("seed attempt %d lost a race, retrying", attempt)
     raise _too_many_races(remote.url, "seed")
 
@@ -778,8 +776,7 @@ def deploy(
             checkout.commit_all(f"{environment}: deploy {commit}")
             if checkout.push(MAIN):
                 log.info("%s: deployed %s (%d images)", environment, commit, len(changes))
-                pushed = not dry_run_enabled()
-                return Deployment(environment, commit, changes, checkout.head(), pushed=pushed)
+                return Deployment(environment, commit, changes, checkout.head(), pushed=True)
         log.info("deploy attempt %d lost a race, retrying", attempt)
     raise _too_many_races(remote.url, f"deploy of {commit} to {environment}")
 
@@ -830,8 +827,6 @@ def promote(
             elif not checkout.push(branch, lease=existing or ""):
                 log.info("promotion attempt %d lost a race, retrying", attempt)
                 continue
-        if dry_run_enabled():  # the branch was not pushed: there is nothing to open
-            return Promotion(commit, environment, branch, changes, head)
         server.wait_for_branch(org, repo, branch, head)
         pull, created = server.ensure_pull_request(
             org,

@@ -353,6 +353,7 @@ class GitServer:
             payload["head_commit_id"] = expected_head
         if message:
             payload["merge_message_field"] = message
+
         def look() -> wait.Observation:
             try:
                 current = self.get_pull_request(org, repo, number)

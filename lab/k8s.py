@@ -18,7 +18,7 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-from lab import proc
+from lab.changes import Changes
 from lab.errors import LabError
 from lab.wait import Observation
 
@@ -107,13 +107,26 @@ def statefulset_status(statefulset: dict[str, Any]) -> Observation:
 
 @dataclass
 class Cluster:
-    """An API connection to one kube context."""
+    """An API connection to one kube context; its changes go through `changes`."""
 
     context: str
-    api: kclient.ApiClient
-    dynamic: DynamicClient
+    api: kclient.ApiClient | None  # None: a plan's cluster that does not exist yet
+    dynamic: DynamicClient | None
+    changes: Changes
+
+    @classmethod
+    def absent(cls, context: str, changes: Changes) -> Cluster:
+        """The cluster a plan will make: changes are planned, reading it is an error."""
+        return cls(context, None, None, changes)
+
+    def _api(self) -> kclient.ApiClient:
+        if self.api is None:
+            raise LabError(f"there is no cluster at context {self.context} yet")
+        return self.api
 
     def resource(self, api_version: str, kind: str) -> Any:
+        if self.dynamic is None:
+            raise LabError(f"there is no cluster at context {self.context} yet")
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
@@ -133,9 +146,12 @@ class Cluster:
         what = f"{obj['kind']}/{meta['name']}" + (
             f" in {meta['namespace']}" if meta.get("namespace") else ""
         )
-        if proc.dry_run_enabled():
-            proc.plan(f"apply {what} (server-side)")
-            return
+        self.changes.make(
+            f"apply {what} (server-side)", lambda: self._apply(obj, what), planned=None
+        )
+
+    def _apply(self, obj: dict[str, Any], what: str) -> None:
+        meta = obj["metadata"]
         resource = self.resource(obj["apiVersion"], obj["kind"])
         try:
             resource.server_side_apply(
@@ -166,9 +182,15 @@ class Cluster:
         return result
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
-        if proc.dry_run_enabled():
-            proc.plan(f"delete {kind}/{name}")
-            return True
+        """Delete one object; False when it was not there."""
+        where = f" in {namespace}" if namespace else ""
+        return self.changes.make(
+            f"delete {kind}/{name}{where}",
+            lambda: self._delete(api_version, kind, name, namespace),
+            planned=True,
+        )
+
+    def _delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> bool:
         resource = self.resource(api_version, kind)
         try:
             resource.delete(name=name, namespace=namespace, propagation_policy="Background")
@@ -199,7 +221,7 @@ class Cluster:
 
     def last_probe_failure(self, namespace: str, deployment: str) -> str | None:
         """The newest probe failure Kubernetes recorded for the deployment's pods."""
-        core = kclient.CoreV1Api(self.api)
+        core = kclient.CoreV1Api(self._api())
         found = core.list_namespaced_event(namespace, field_selector="reason=Unhealthy").items
         mine = [
             e
@@ -213,7 +235,7 @@ class Cluster:
         return f"pod {newest.involved_object.name}: {newest.message}"
 
     def events(self, namespace: str | None = None) -> list[str]:
-        core = kclient.CoreV1Api(self.api)
+        core = kclient.CoreV1Api(self._api())
         found = (
             core.list_namespaced_event(namespace)
             if namespace
@@ -230,7 +252,7 @@ class Cluster:
     ) -> str:
         """The pod's log, or a line saying why there is none (a container that has not
         started answers 400, a pod that has gone 404): never an exception."""
-        core = kclient.CoreV1Api(self.api)
+        core = kclient.CoreV1Api(self._api())
         try:
             text: str = core.read_namespaced_pod_log(
                 pod, namespace, container=container, tail_lines=tail
@@ -263,7 +285,7 @@ def newest_pod(pods: Iterable[dict[str, Any]]) -> str | None:
     return str(ordered[-1]["metadata"]["name"]) if ordered else None
 
 
-def connect(context: str) -> Cluster:
+def connect(context: str, changes: Changes | None = None) -> Cluster:
     """An API connection to `context` from the user's kubeconfig, verified to answer."""
     try:
         api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
@@ -283,4 +305,4 @@ def connect(context: str) -> Cluster:
             hint="is the cluster running? (`docker ps`, `invoke lab.status`)",
             output_tail=str(error)[:500],
         ) from error
-    return Cluster(context, api, dynamic)
+    return Cluster(context, api, dynamic, changes or Changes())

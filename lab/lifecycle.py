@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import diagnostics, proc, steps, teardown
+from lab import diagnostics, steps, teardown
 from lab.cli import Context
 from lab.context import Lab, UpOptions
 from lab.errors import LabError
@@ -37,7 +37,7 @@ def remember_choices(lab: Lab) -> None:
     if lab.state.registry != registry or lab.state.context != lab.context:
         lab.state.registry = registry
         lab.state.context = lab.context
-        lab.state.save()
+        lab.save()
 
 
 UP: tuple[Step[Lab], ...] = (
@@ -58,23 +58,18 @@ UP: tuple[Step[Lab], ...] = (
 
 
 def up(ctx: Context, options: UpOptions) -> None:
-    proc.set_dry_run(options.dry_run)
     lab = Lab(ctx, options, State.load(ctx.config.state_path))
-    if not options.dry_run:
-        remember_choices(lab)
-    if options.dry_run:
-        ctx.ui.info("Dry run: nothing is changed. The plan:")
+    remember_choices(lab)
+    lab.changes.start(ctx.ui)
 
     def diagnose(error: LabError) -> Path:
         return diagnostics.collect(lab.config, error, context=lab.context)
 
     try:
-        outcomes = steps.run(UP, lab, ctx.ui, diagnose=None if options.dry_run else diagnose)
+        outcomes = steps.run(UP, lab, ctx.ui, diagnose=lab.changes.diagnostics(diagnose))
     finally:
         if lab.byo and lab.state.byo is not None:  # lab.down removes what appeared until now
             lab.state.byo = {**lab.state.byo, "last_up": teardown.now()}
-            lab.state.save()
+            lab.save()
     steps.raise_first_failure(outcomes)
-    if options.dry_run:
-        for action in proc.planned_commands():
-            ctx.ui.info(f"  would: {action}")
+    lab.changes.finish(ctx.ui)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from lab import proc
+from lab.changes import MAKE, Changes
 from lab.config import Config
 
 ISTIO_NAMESPACE = "istio-system"
@@ -84,11 +84,10 @@ def write_operator(config: Config, directory: Path) -> Path:
     return path
 
 
-def install(config: Config, operator_file: Path, context: str) -> None:
-    proc.run(
+def install(config: Config, operator_file: Path, context: str, changes: Changes = MAKE) -> None:
+    changes.run(
         ("istioctl", "install", "-y", "--context", context, "-f", str(operator_file)),
         timeout=config.install_timeout,
-        mutates=True,
         hint="check `kubectl -n istio-system get pods`; the diagnostics bundle has the events",
     )
 

@@ -286,10 +286,8 @@ def working_tree(repo: Path = REPO_ROOT) -> str:
     """
     with tempfile.TemporaryDirectory(prefix="lab-index-") as scratch:
         index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        proc.run(("git", "add", "-A"), timeout=120, cwd=repo, env=index, mutates=False)
-        return proc.run(
-            ("git", "write-tree"), timeout=30, cwd=repo, env=index, mutates=False
-        ).stdout.strip()
+        proc.run(("git", "add", "-A"), timeout=120, cwd=repo, env=index)
+        return proc.run(("git", "write-tree"), timeout=30, cwd=repo, env=index).stdout.strip()
 
 
 @contextmanager

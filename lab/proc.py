@@ -1,8 +1,8 @@
 """The only module that starts processes.
 
 Commands are argv tuples (never shell strings), every command has a timeout, and the
-pasteable form of a command is what we log and what errors show. In dry-run mode,
-commands that change something (`mutates=True`) are reported instead of run.
+pasteable form of a command is what we log and what errors show. Whether a command
+that changes something runs at all is `lab.changes`'s to say, not this module's.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Result:
     stdout: str
     stderr: str
     duration: float
-    skipped: bool = False  # True when dry-run reported the command instead of running it
+    skipped: bool = False  # True when a plan (`lab.changes.Plan`) wrote it down instead
 
     @property
     def ok(self) -> bool:
@@ -48,9 +48,7 @@ class Result:
 
 @dataclass
 class _Settings:
-    dry_run: bool = False
     local_bin: Path = PROJECT_ROOT / ".lab" / "bin"
-    planned: list[str] = field(default_factory=list)
     listeners: list[Callable[[str], None]] = field(default_factory=list)
 
 
@@ -68,27 +66,6 @@ def stop_streams() -> None:
         running = list(_streaming)
     for process in running:
         _kill_group(process)
-
-
-def set_dry_run(enabled: bool) -> None:
-    """In dry-run mode, commands run with `mutates=True` are recorded, not run."""
-    _settings.dry_run = enabled
-    _settings.planned.clear()
-
-
-def dry_run_enabled() -> bool:
-    return _settings.dry_run
-
-
-def planned_commands() -> list[str]:
-    """The pasteable commands that dry-run mode skipped, in order."""
-    return list(_settings.planned)
-
-
-def plan(action: str) -> None:
-    """Record a change that dry-run mode skipped which is not a command (an API call)."""
-    _settings.planned.append(action)
-    log.info("dry-run: would %s", action)
 
 
 def on_command(listener: Callable[[str], None]) -> None:
@@ -124,7 +101,6 @@ def run(
     env: Mapping[str, str] | None = None,
     input: str | bytes | None = None,
     check: bool = True,
-    mutates: bool = False,
     hint: str | None = None,
 ) -> Result:
     """Run `argv` and capture its output.
@@ -137,10 +113,6 @@ def run(
     if not argv:
         raise ValueError("empty argv")
     shown = pasteable(argv, env)
-    if mutates and _settings.dry_run:
-        _settings.planned.append(shown)
-        log.info("dry-run: would run %s", shown)
-        return Result(argv, 0, "", "", 0.0, skipped=True)
 
     full_env = {**os.environ, **env} if env else None
     data = input.encode() if isinstance(input, str) else input
@@ -206,8 +178,7 @@ def stream(
     For long commands whose progress the user should see (an image build). Like `run`:
     a non-zero exit raises `CommandError`, `timeout` bounds the whole run (the process
     group is killed), and Ctrl-C stops it (in another thread: `stop_streams`). If
-    `on_line` raises, the command is stopped and the error propagates. Never skipped by
-    dry-run: callers plan their own change.
+    `on_line` raises, the command is stopped and the error propagates.
     """
     argv = tuple(str(arg) for arg in argv)
     if not argv:

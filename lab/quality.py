@@ -185,6 +185,7 @@ TOOLCHAINS: Mapping[str, Toolchain] = MappingProxyType(
     }
 )
 
+
 def toolchain_image(config: Config, service: str) -> str:
     """The base image a service's checks run in: its Dockerfile's, from the settings."""
     return config.base_images[TOOLCHAINS[service].build_arg]
@@ -739,8 +740,7 @@ class DockerRunner:
                 buildkit.build(build, progress, timeout=TOOLCHAIN_BUILD_TIMEOUT)
             except buildkit.BuildError as error:
                 raise LabError(
-                    f"building the toolchain image {tag} failed at {error.step}: "
-                    f"{error.message}",
+                    f"building the toolchain image {tag} failed at {error.step}: {error.message}",
                     hint="the build installs Debian packages: check that the Debian "
                     "mirror is reachable from Docker",
                     output_tail=error.output_tail,

@@ -17,7 +17,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from lab import engine, proc
+from lab import engine
 from lab.config import Config
 from lab.errors import LabError
 from lab.report import CheckResult, Status
@@ -170,11 +170,6 @@ def scan_images(
     scanner = scanner_image(client, config)
     if isinstance(scanner, CheckResult):
         return [(CheckResult(image, scanner.status, detail=scanner.detail), []) for image in images]
-    if proc.dry_run_enabled():
-        proc.plan(f"docker run {scanner} {' '.join(download_command(offline=offline))}")
-        for image in images:
-            proc.plan(f"docker run {scanner} {' '.join(trivy_command(image, offline=offline))}")
-        return [(CheckResult(image, Status.SKIPPED, detail="dry run"), []) for image in images]
     code, out, err = _run_trivy(
         client, scanner, download_command(offline=offline), DB_DOWNLOAD_TIMEOUT + 60, config
     )
@@ -223,9 +218,6 @@ def ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
     try:
         client.volumes.get(CACHE_VOLUME)
     except docker.errors.NotFound:
-        if proc.dry_run_enabled():
-            proc.plan(f"docker volume create {CACHE_VOLUME}")
-            return
         client.volumes.create(CACHE_VOLUME, labels={engine.LAB_LABEL: config.cluster_name})
 
 

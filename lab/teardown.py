@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from lab import argocd, bundle, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
+from lab import argocd, bundle, changes, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
+from lab.changes import Changes
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
@@ -297,7 +298,7 @@ class Teardown:
 
     ctx: Context
     keep_registry: bool
-    dry_run: bool
+    changes: Changes  # makes the removals, or plans them
     state: State
     keep_images: bool = False
 
@@ -310,9 +311,14 @@ def remove_from_your_cluster(down: Teardown) -> str:
     byo = down.state.byo
     if not (byo and "last_up" in byo):
         return "no cluster of yours was used"
-    if down.dry_run:
-        proc.plan(f"remove the lab's namespaces and installs from {byo['context']}")
-        return "planned"
+    return down.changes.make(
+        f"remove the lab's namespaces and installs from {byo['context']}",
+        lambda: _uninstall_from(down, byo),
+        planned="planned",
+    )
+
+
+def _uninstall_from(down: Teardown, byo: dict[str, Any]) -> str:
     removed = uninstall(
         k8s.connect(byo["context"]), down.ctx.config, byo, byo["last_up"], down.ctx.ui.progress
     )
@@ -324,8 +330,8 @@ def delete_kind_cluster(down: Teardown) -> str:
     config = down.ctx.config
     if not (proc.which("kind") and cluster.cluster_exists(config)):
         return "no kind cluster"
-    cluster.delete_cluster(config)
-    return "planned" if down.dry_run else f"deleted {config.cluster_name}"
+    cluster.delete_cluster(config, down.changes)
+    return down.changes.note(f"deleted {config.cluster_name}")
 
 
 def remove_containers(down: Teardown) -> str:
@@ -337,23 +343,23 @@ def remove_containers(down: Teardown) -> str:
         kind_network=down.made_network,
         keep_images=down.keep_images,
     )
+    remove = partial(_remove, down.changes)
     for name in found.containers:
-        _remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
+        remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
     for name in found.volumes:
-        _remove(client.volumes, name, lambda obj: obj.remove(force=True))
+        remove(client.volumes, name, lambda obj: obj.remove(force=True))
     for name in found.networks:
-        _remove(client.networks, name, lambda obj: obj.remove())
-    if found.contexts and not down.dry_run:
-        proc.run(
+        remove(client.networks, name, lambda obj: obj.remove())
+    if found.contexts:
+        down.changes.run(
             ("kubectl", "config", "delete-context", config.kube_context), timeout=30, check=False
         )
     for tag in found.images:  # a tag at a time: an image another tag still names stays
-        _remove(client.images, tag, partial(_untag, client, tag))
+        remove(client.images, tag, partial(_untag, client, tag))
     for path in found.files:
-        if down.dry_run:
-            proc.plan(f"remove {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        down.changes.make(
+            f"remove {path}", partial(shutil.rmtree, path, ignore_errors=True), planned=None
+        )
     return found.describe() if found else "nothing found"
 
 
@@ -361,17 +367,24 @@ def forget_state(down: Teardown) -> str:
     paths = [down.ctx.config.state_path / "state.json"]
     if not (down.keep_registry and down.keep_images):  # what a loaded bundle put in place
         paths.append(down.ctx.config.state_path / bundle.RECORD)
-    if down.dry_run:
-        proc.plan(f"remove {' and '.join(map(str, paths))}")
-        return "planned"
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return f"removed {paths[0]}"
+
+    def remove() -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    down.changes.make(f"remove {' and '.join(map(str, paths))}", remove, planned=None)
+    return down.changes.note(f"removed {paths[0]}")
 
 
 def verify_nothing_remains(down: Teardown) -> str:
-    if down.dry_run:
-        return "skipped in a dry run"
+    """Prove the removals took: nothing of the lab is found again; then say what
+    lab.down keeps on purpose. (After a plan they did not happen: nothing to verify.)"""
+    return down.changes.make(
+        "verify that nothing of the lab remains", lambda: _verify(down), planned="planned"
+    )
+
+
+def _verify(down: Teardown) -> str:
     config = down.ctx.config
     remaining = leftovers(
         config,
@@ -384,6 +397,9 @@ def verify_nothing_remains(down: Teardown) -> str:
             f"some of the lab is still here: {remaining.describe()}",
             hint="run `invoke lab.down` again; if it persists, use docker rm / volume rm",
         )
+    down.ctx.ui.info("Nothing of the lab remains on this machine, except:")
+    for line in kept(config, keep_registry=down.keep_registry, keep_images=down.keep_images):
+        down.ctx.ui.info(f"  kept: {line}")
     return "nothing left"
 
 
@@ -401,19 +417,13 @@ def down(
 ) -> None:
     """Delete the cluster, the registry, the lab's volumes, networks, context, images,
     cache and state, then prove nothing is left; say what is kept, and why."""
-    proc.set_dry_run(dry_run)
     engine.client()  # Docker must answer: said once, before anything changes
     state = State.load(ctx.config.state_path)
     wanted = DOWN if (state.byo or {}).get("last_up") else DOWN[1:]
-    teardown = Teardown(ctx, keep_registry, dry_run, state, keep_images)
+    teardown = Teardown(ctx, keep_registry, changes.for_options(dry_run), state, keep_images)
+    teardown.changes.start(ctx.ui)
     steps.raise_first_failure(steps.run(wanted, teardown, ctx.ui), context=False)
-    if dry_run:
-        for action in proc.planned_commands():
-            ctx.ui.info(f"  would: {action}")
-        return
-    ctx.ui.info("Nothing of the lab remains on this machine, except:")
-    for line in kept(ctx.config, keep_registry=keep_registry, keep_images=keep_images):
-        ctx.ui.info(f"  kept: {line}")
+    teardown.changes.finish(ctx.ui)
 
 
 def kept(config: Config, *, keep_registry: bool, keep_images: bool) -> list[str]:
@@ -448,11 +458,11 @@ def _untag(client: Any, tag: str, _image: Any) -> None:
     client.images.remove(tag)
 
 
-def _remove(collection: Any, name: str, action: Callable[[Any], None]) -> None:
+def _remove(changes: Changes, collection: Any, name: str, action: Callable[[Any], None]) -> None:
     import docker.errors
 
-    if proc.dry_run_enabled():
-        proc.plan(f"remove {name}")
-        return
-    with contextlib.suppress(docker.errors.NotFound):
-        action(collection.get(name))
+    def remove() -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            action(collection.get(name))
+
+    changes.make(f"remove {name}", remove, planned=None)

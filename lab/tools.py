@@ -45,12 +45,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from lab import __version__, cli, proc, steps
+from lab import __version__, changes, cli, steps
 from lab.config import Config
 from lab.errors import LabError
 from lab.ui import UI
@@ -257,13 +258,16 @@ def install_tools(
     only: Sequence[str] = (),
     force: bool = False,
     mirror: str | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Install the pinned kind, istioctl, kubectl and kustomize into `<state_dir>/bin/`.
 
     `only` names a subset (names may also be comma-separated); `force` re-downloads
     tools already installed; `mirror` (default: `$LAB_TOOLS_MIRROR`) replaces the
-    upstream download sites (see the module docstring for its layout).
+    upstream download sites (see the module docstring for its layout); `dry_run` lists
+    the downloads and fetches nothing.
     """
+    runner = changes.for_options(dry_run)
     wanted = _selected(only)
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV) or None
@@ -288,12 +292,14 @@ def install_tools(
             steps.Step(
                 f"Installing {plan.tool} {plan.version}",
                 lambda _, plan=plan: _ensure_tool(  # type: ignore[misc]
-                    plan, bin_dir, records, client=client, ui=ctx.ui, force=force
+                    plan, bin_dir, records, client=client, ui=ctx.ui, force=force, runner=runner
                 ),
             )
             for plan in plans
         ]
+        runner.start(ctx.ui)
         steps.raise_first_failure(steps.run(installs, None, ctx.ui), context=False)
+    runner.finish(ctx.ui)
     ctx.ui.info(f"Tools are in {bin_dir}; lab uses them before any on PATH.")
 
 
@@ -318,14 +324,22 @@ def _ensure_tool(
     client: httpx.Client,
     ui: UI,
     force: bool,
+    runner: changes.Changes = changes.MAKE,
 ) -> str:
     """Install one tool unless it is already there; returns what was done."""
     _remove_leftovers(bin_dir, plan.tool)
     if not force and is_installed(plan, bin_dir, records):
         return "already installed"
-    if proc.dry_run_enabled():
-        proc.plan(f"download {plan.url} into {bin_dir / plan.tool}")
-        return "planned"
+    return runner.make(
+        f"download {plan.url} into {bin_dir / plan.tool}",
+        partial(_install, plan, bin_dir, records, client, ui),
+        planned="planned",
+    )
+
+
+def _install(
+    plan: Download, bin_dir: Path, records: dict[str, Installed], client: httpx.Client, ui: UI
+) -> str:
     expected = _published_digest(client, plan)
     with _temporary(bin_dir, f".{plan.tool}-", ".download") as (artifact, artifact_path):
         actual, size = _download(client, plan, artifact, ui.progress)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import __version__, argocd, bundle, checkpoints, gitserver, k8s, proc, steps
+from lab import __version__, argocd, bundle, checkpoints, gitserver, k8s, steps
 from lab.checkpoints import Checkpoint, Restored
 from lab.cli import Context
 from lab.errors import LabError
@@ -68,9 +68,6 @@ def restore(ctx: Context, name: str) -> None:
 
 def save(ctx: Context, name: str) -> Checkpoint:
     name = checkpoints.validate_name(name)
-    if proc.dry_run_enabled():
-        proc.plan(f"tag the GitOps repository's main as {checkpoints.PREFIX}{name}")
-        return Checkpoint(name, "", "")
     state = State.load(ctx.config.state_path)
     with gitserver.connect(ctx.config, state) as (_, remote):
         point, replaced = checkpoints.save(remote, name)

@@ -32,10 +32,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     for field in dataclasses.fields(Config):  # a developer's own settings must not leak in
         monkeypatch.delenv(f"LAB_{field.name.upper()}", raising=False)
     monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / ".lab"))
-    proc.set_dry_run(False)
     proc.set_local_bin(tmp_path / ".lab" / "bin")
     yield
-    proc.set_dry_run(False)
 
 
 FakeTool = Callable[..., Path]

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
-from lab import (
-    argocd,
-    k8s,
-    proc,
-    wait,
-)
-from lab.context import Lab, plan_apply
+from lab import argocd, k8s, wait
+from lab.context import Lab
 
 
 def ensure_argocd(lab: Lab) -> str:
     config = lab.config
-    cached = config.state_path / "cache" / f"argocd-{config.argocd_version}-install.yaml"
-    if proc.dry_run_enabled() and not cached.is_file():
-        proc.plan(f"download {argocd.install_url(config)}")
-        proc.plan("apply its CRDs server-side, wait until established, then apply the rest")
-        for obj in argocd.lab_objects(config):
-            plan_apply(obj)
-        return "planned"
-    objects = argocd.install_objects(
-        argocd.fetch_install_manifest(config, config.state_path / "cache")
+    # The pinned manifest, downloaded once into the cache (a plan that cannot download
+    # it shows what lab adds to it).
+    objects: list[dict[str, Any]] = lab.changes.read(
+        lambda: argocd.install_objects(
+            argocd.fetch_install_manifest(config, config.state_path / "cache")
+        ),
+        absent=[],
     )
     crds, rest = k8s.split_crds(objects)
-    target = lab.cluster() if not proc.dry_run_enabled() else None
-    apply = target.apply if target else plan_apply
+    apply = lab.cluster().apply
     for crd in crds:  # CRDs first, and established, before anything that uses them
         apply(crd)
     for crd in crds:
@@ -45,12 +38,14 @@ def ensure_argocd(lab: Lab) -> str:
             partial(_workload_observation, lab, kind, argocd.NAMESPACE, name),
             config.install_timeout,
         )
-    if target is not None:
-        secret = target.get("v1", "Secret", "argocd-initial-admin-secret", argocd.NAMESPACE)
-        if secret is not None:
-            lab.state.argocd_admin_password = argocd.decode_secret_value(secret, "password")
-            lab.state.save()
-    return f"Argo CD {config.argocd_version}"
+    secret = lab.changes.read(
+        lambda: lab.cluster().get("v1", "Secret", "argocd-initial-admin-secret", argocd.NAMESPACE),
+        absent=None,
+    )
+    if secret is not None:
+        lab.state.argocd_admin_password = argocd.decode_secret_value(secret, "password")
+        lab.save()
+    return lab.changes.note(f"Argo CD {config.argocd_version}")
 
 
 def _crd_observation(lab: Lab, name: str) -> wait.Observation:

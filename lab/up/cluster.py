@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from lab import (
     bundle,
     cluster,
     engine,
-    proc,
     teardown,
 )
-from lab.context import Lab, docker_answers, kind_cluster_exists
+from lab.context import Lab, kind_cluster_exists
 from lab.errors import LabError
 
 
 def ensure_cluster(lab: Lab) -> str:
     if lab.byo:
-        if proc.dry_run_enabled():
-            return f"skipped: using context {lab.context}"
         if (lab.state.byo or {}).get("context") != lab.context:
             # What the cluster holds before the lab, so lab.down can leave it so.
-            lab.state.byo = {"context": lab.context, **teardown.baseline(lab.cluster())}
-            lab.state.save()
+            before: dict[str, Any] = lab.changes.read(
+                lambda: teardown.baseline(lab.cluster()), absent={}
+            )
+            lab.state.byo = {"context": lab.context, **before}
+            lab.save()
         return f"skipped: using context {lab.context} (its objects before the lab: recorded)"
     config = lab.config
-    if kind_cluster_exists(config):
+    if kind_cluster_exists(lab):
         recorded = lab.state.cluster_settings
         if recorded not in (None, cluster.settings_hash(config)):
             if not lab.options.recreate:
@@ -34,24 +36,22 @@ def ensure_cluster(lab: Lab) -> str:
                     hint="run `invoke lab.up --recreate` to delete and recreate it "
                     "(the GitOps history is recreated from gitops/)",
                 )
-            cluster.delete_cluster(config)
+            cluster.delete_cluster(config, lab.changes)
         else:
             return "already exists"
     path = config.state_path / "kind-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    node_image = None if proc.dry_run_enabled() else bundle.node_image(config)
+    node_image = lab.changes.read(lambda: bundle.node_image(config), absent=None)
     path.write_text(
         yaml.safe_dump(cluster.kind_config(config, node_image), sort_keys=False), encoding="utf-8"
     )
-    network_existed = docker_answers() and _kind_network_exists()
-    cluster.create_cluster(config, str(path))
-    if proc.dry_run_enabled():
-        return f"planned (config: {path})"
+    network_existed = lab.changes.read(_kind_network_exists, absent=False)
+    cluster.create_cluster(config, str(path), lab.changes)
     if not network_existed:  # kind made it for us: lab.down removes it when unused
         lab.state.kind_network_ours = True
     lab.state.cluster_settings = cluster.settings_hash(config)
-    lab.state.save()
-    return "created"
+    lab.save()
+    return lab.changes.note(f"created (config: {path})")
 
 
 def _kind_network_exists() -> bool:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from lab import (
-    gitserver,
-    k8s,
-    proc,
-)
-from lab.context import Lab, deployment_observation, plan_apply
+from lab import gitserver, k8s
+from lab.context import Lab, deployment_observation
 
 
 def ensure_gitea(lab: Lab) -> str:
@@ -22,9 +18,8 @@ def ensure_gitea(lab: Lab) -> str:
         secret_key=lab.state.secret("gitea_secret_key"),
         internal_token=lab.state.secret("gitea_internal_token", 48),
     )
-    if not proc.dry_run_enabled():
-        lab.state.save()
-    apply = lab.cluster().apply if not proc.dry_run_enabled() else plan_apply
+    lab.save()
+    apply = lab.cluster().apply
     manifests = gitserver.roll_on_secret_change(gitserver.gitea_manifests(config), secret)
     for obj in k8s.apply_order(
         [

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lab import (
-    distribution,
-    engine,
-    images,
-    proc,
-)
+from lab import distribution, engine, images
 from lab.context import Lab, PipelineOptions
 
 SEED_TAG = "main"  # the tag gitops/ deploys before the first pipeline run
@@ -26,11 +21,17 @@ def ensure_images(lab: Lab) -> str:
     missing = [s for s in images.SERVICES if not _registry_has(lab, s, SEED_TAG)]
     if not missing:
         return f"{len(images.SERVICES)} images already in {registry}"
-    if proc.dry_run_enabled():
-        proc.plan(f"build and push {', '.join(missing)} as {registry}/lab/<service>:{SEED_TAG}")
-        return "planned"
+    return lab.changes.make(
+        f"build and push {', '.join(missing)} as {registry}/lab/<service>:{SEED_TAG}",
+        lambda: _build_and_push(lab, registry, missing),
+        planned="planned",
+    )
+
+
+def _build_and_push(lab: Lab, registry: str, missing: list[str]) -> str:
     from lab import pipeline  # the pipeline owns how a commit is identified
 
+    config = lab.config
     commit = pipeline.resolve_commit(PipelineOptions(allow_dirty=True))
     plans = images.plan_builds(
         sha=commit.sha,

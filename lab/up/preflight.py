@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from lab import (
-    bundle,
-    doctor,
-    proc,
-)
+from lab import bundle, doctor
 from lab.context import Lab
 from lab.errors import LabError
 
@@ -16,13 +12,13 @@ def preflight(lab: Lab) -> str:
     if lab.byo:  # kind, the registry and the host ports are not ours to check
         checks = [c for c in checks if c.name != "kind" and not c.name.startswith("port ")]
     blocking = doctor.blocking_failures(checks)
-    if blocking and proc.dry_run_enabled():
-        return f"would stop here: {', '.join(c.name for c in blocking)} (see `invoke lab.doctor`)"
     if blocking:
         first = blocking[0]
-        raise LabError(
-            f"this machine cannot run the lab yet: {', '.join(c.name for c in blocking)}",
-            hint=f"{first.name}: {first.hint} (run `invoke lab.doctor` for the whole table)",
+        return lab.changes.refuse(
+            LabError(
+                f"this machine cannot run the lab yet: {', '.join(c.name for c in blocking)}",
+                hint=f"{first.name}: {first.hint} (run `invoke lab.doctor` for the whole table)",
+            )
         )
     if lab.options.offline:
         missing = bundle.missing_offline(lab.config)

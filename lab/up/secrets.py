@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from lab import (
-    proc,
-)
 from lab.context import Lab
 
 APP_NAMESPACES = ("demo-dev", "demo-prod")
@@ -19,11 +16,7 @@ def ensure_app_secrets(lab: Lab) -> str:
         "ADMIN_PASSWORD": lab.state.secret("app_admin_password", 18),
         "MONITOR_SECRET_KEY": lab.state.secret("monitor_secret_key", 48),
     }
-    if proc.dry_run_enabled():
-        for namespace in APP_NAMESPACES:
-            proc.plan(f"create Secret {APP_SECRET} in {namespace}")
-        return "planned"
-    lab.state.save()
+    lab.save()
     target = lab.cluster()
     for namespace in APP_NAMESPACES:
         target.apply(

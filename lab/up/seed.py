@@ -10,17 +10,21 @@ from lab import (
     checkpoints,
     gitops,
     gitserver,
-    proc,
 )
 from lab.context import Lab
 from lab.up import GITOPS_DIR
 
 
 def seed_gitops(lab: Lab) -> str:
+    return lab.changes.make(
+        f"push {GITOPS_DIR} to {lab.config.gitops_repo_url}; create the Argo CD webhook",
+        lambda: _seed(lab),
+        planned="planned",
+    )
+
+
+def _seed(lab: Lab) -> str:
     config = lab.config
-    if proc.dry_run_enabled():
-        proc.plan(f"push {GITOPS_DIR} to {config.gitops_repo_url}; create the ArgoCD webhook")
-        return "planned"
     _ensure_gitea_token(lab)
     with gitserver.connect(config, lab.state, lab.context) as (server, remote):
         server.ensure_org(config.gitops_org)
@@ -65,4 +69,4 @@ def _ensure_gitea_token(lab: Lab) -> None:
         basic.wait_until_healthy(lab.config.install_timeout)
         if lab.state.gitea_token is None:
             lab.state.gitea_token = basic.create_token("lab")
-            lab.state.save()
+            lab.save()

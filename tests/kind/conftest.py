@@ -89,7 +89,7 @@ def prepare(config: Config, art: tier.Artifacts) -> None:
     """What a workshop bundle would hold, put in place before `lab.up`: the registry
     with the upstream images under their mirror paths, and Argo CD's install.yaml."""
     client = engine.client()
-    cluster.ensure_registry(client, config)
+    cluster.ensure_registry(config)
     distribution.mirror_images(client, config, lab_images(config))
     cache = config.state_path / "cache"
     cache.mkdir(parents=True, exist_ok=True)

@@ -92,13 +92,13 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
         if cluster.cluster_exists(config):  # left by an interrupted run
             cluster.delete_cluster(config)
         started = time.monotonic()
-        cluster.ensure_registry(client, config)
+        cluster.ensure_registry(config)
         path = work / "kind.yaml"
         path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False))
         cluster.create_cluster(config, str(path))
         print(f"kind create cluster (our node image) took {time.monotonic() - started:.0f}s")
-        cluster.connect_registry(client, config)
-        cluster.wire_nodes(client, config)
+        cluster.connect_registry(config)
+        cluster.wire_nodes(config)
         distribution.mirror_images(client, config, pinned_images(config))
         yield Tier1(art, config, kubeconfig)
     finally:

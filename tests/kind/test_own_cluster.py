@@ -100,8 +100,8 @@ def own(tier_lab: Lab):
                  "--kubeconfig", str(lab.kubeconfig), "--wait", "120s"],
                 env=env, check=True, timeout=600,
             )  # fmt: skip
-            cluster.connect_registry(client, users)
-            cluster.wire_nodes(client, users)
+            cluster.connect_registry(users)
+            cluster.wire_nodes(users)
             yield lab
         finally:
             subprocess.run(

@@ -50,12 +50,3 @@ def test_a_successful_task_returns_normally() -> None:
     seen = []
     cli.run_task("t", lambda ctx: seen.append(ctx.config.cluster_name))
     assert seen == ["lab"]
-
-
-def test_each_task_starts_for_real_even_after_a_dry_run() -> None:
-    from lab import proc
-
-    proc.set_dry_run(True)  # as `invoke lab.up --dry-run pipeline.run` left it
-    seen = []
-    cli.run_task("t", lambda ctx: seen.append(proc.dry_run_enabled()))
-    assert seen == [False]

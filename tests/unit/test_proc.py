@@ -90,16 +90,6 @@ def test_missing_tool_is_a_tool_not_found_with_a_hint() -> None:
     assert caught.value.hint and "lab.tools" in caught.value.hint
 
 
-def test_dry_run_reports_mutating_commands_and_runs_the_others(tmp_path: Path) -> None:
-    marker = tmp_path / "touched"
-    proc.set_dry_run(True)
-    skipped = proc.run([PY, "-c", f"open({str(marker)!r}, 'w')"], timeout=10, mutates=True)
-    read = proc.run([PY, "-c", "print('looked')"], timeout=10)
-    assert skipped.skipped and not marker.exists()
-    assert read.stdout == "looked\n"
-    assert proc.planned_commands() == [proc.pasteable([PY, "-c", f"open({str(marker)!r}, 'w')"])]
-
-
 def test_pasteable_quotes_arguments_and_shows_the_env_overlay() -> None:
     shown = proc.pasteable(
         ["kind", "create", "cluster", "--name", "my lab"], {"KUBECONFIG": "/tmp/k c"}

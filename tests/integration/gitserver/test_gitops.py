@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import gitops, proc
+from lab import gitops
 from lab.errors import LabError
 from lab.gitops import PromotionSummary
 from lab.images import SERVICES
@@ -347,27 +347,6 @@ def test_the_token_never_appears_in_commands_output_or_logs(
     assert "run: git" in caplog.text and "push" in caplog.text
     assert repo.gitea.token not in caplog.text
     assert repo.gitea.token not in repr(repo.remote)
-
-
-def test_dry_run_pushes_nothing_and_opens_no_pull_request(repo: Repo, fixture_tree: Path) -> None:
-    gitops.seed(repo.remote, fixture_tree)
-    before = repo.main()
-    proc.set_dry_run(True)
-
-    deployed = gitops.deploy(repo.remote, "dev", A)
-    promoted = gitops.promote(repo.remote, repo.gitea.client(), ORG, repo.name, A)
-
-    assert not deployed.pushed and len(deployed.changes) == len(PLACEHOLDERS)
-    assert promoted.pull_request is None and promoted.changes
-    planned = proc.planned_commands()
-    assert [command.split()[-1] for command in planned] == [
-        "HEAD:refs/heads/main",
-        f"HEAD:refs/heads/promote-{A}",
-    ]
-    assert all(" push " in command for command in planned)
-    assert repo.main() == before
-    with repo.gitea.client() as server:
-        assert server.list_pull_requests(ORG, repo.name) == []
 
 
 def test_a_dirty_build_deploys_to_dev_under_its_own_tag_and_never_reaches_prod(

@@ -1,0 +1,87 @@
+"""The runner that makes changes, and the plan that writes them down instead."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import changes, proc, wait
+from lab.errors import LabError
+from lab.ui import UI
+
+PY = sys.executable
+
+
+def _touch(marker: Path) -> list[str]:
+    return [PY, "-c", f"open({str(marker)!r}, 'w')"]
+
+
+def test_changes_runs_each_command_and_makes_each_change(tmp_path: Path) -> None:
+    runner = changes.for_options(dry_run=False)
+    marker = tmp_path / "touched"
+    result = runner.run(_touch(marker), timeout=10)
+    made = runner.make("write a file", lambda: (tmp_path / "made").write_text("x"), planned=-1)
+    assert result.ok and not result.skipped and marker.exists()
+    assert made == 1 and (tmp_path / "made").read_text() == "x"
+    assert runner.planned == [] and runner.note("created") == "created"
+
+
+def test_a_plan_writes_each_change_down_once_and_makes_none(tmp_path: Path) -> None:
+    plan = changes.for_options(dry_run=True)
+    marker = tmp_path / "touched"
+    result = plan.run(_touch(marker), timeout=10, env={"A": "b c"})
+    made = plan.make("write a file", lambda: (tmp_path / "made").write_text("x"), planned=-1)
+    plan.make("write a file", lambda: (tmp_path / "made").write_text("x"), planned=-1)
+    seen = plan.wait("the moon", lambda: wait.Observation(False, "not yet"), timeout=0.1)
+    assert result.skipped and result.ok and not marker.exists()
+    assert made == -1 and not (tmp_path / "made").exists()
+    assert seen == "planned"
+    assert plan.planned == [
+        proc.pasteable(_touch(marker), {"A": "b c"}),
+        "write a file",
+        "wait for the moon",
+    ]
+    assert plan.note("created") == "planned: created"
+
+
+def test_reading_what_is_not_there_is_an_error_unless_planning() -> None:
+    def missing() -> str:
+        raise LabError("there is no cluster yet")
+
+    assert changes.Plan().read(missing, absent="none") == "none"
+    assert changes.Plan().read(lambda: "seen", absent="none") == "seen"
+    with pytest.raises(LabError, match="no cluster"):
+        changes.Changes().read(missing, absent="none")
+
+
+def test_a_refusal_stops_a_run_and_is_noted_in_a_plan() -> None:
+    refusal = LabError("this machine cannot run the lab yet: docker")
+    with pytest.raises(LabError) as caught:
+        changes.Changes().refuse(refusal)
+    assert caught.value is refusal
+    plan = changes.Plan()
+    assert plan.refuse(refusal) == f"would stop here: {refusal.message}"
+    assert plan.planned == [f"stop here: {refusal.message}"]
+
+
+def test_a_plan_says_what_it_is_and_lists_what_it_would_change() -> None:
+    out = io.StringIO()
+    ui = UI(stream=out)
+    plan = changes.Plan()
+    plan.start(ui)
+    plan.make("delete the cluster", lambda: None, planned=None)
+    plan.finish(ui)
+    assert out.getvalue().splitlines() == [
+        "Dry run: nothing is changed. The plan:",
+        "  would: delete the cluster",
+    ]
+    assert plan.diagnostics(lambda error: Path("bundle")) is None
+    quiet = io.StringIO()
+    runner = changes.Changes()
+    runner.start(UI(stream=quiet))
+    runner.finish(UI(stream=quiet))
+    assert quiet.getvalue() == ""
+    assert runner.diagnostics(lambda error: Path("bundle")) is not None
