@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from lab import argocd, gitops, k8s, wait
+from lab import argocd, gitops, k8s, tags, wait
+from lab.checkout import GIT_TIMEOUT, MAIN, Checkout, open_checkout
 from lab.errors import LabError
 from lab.gitserver import Remote
 
@@ -61,7 +62,7 @@ def validate_name(name: str) -> str:
 
 
 def save(
-    remote: Remote, name: str, *, replace: bool = True, timeout: float = gitops.GIT_TIMEOUT
+    remote: Remote, name: str, *, replace: bool = True, timeout: float = GIT_TIMEOUT
 ) -> tuple[Checkpoint, bool]:
     """Tag main as checkpoint `name`; (it, whether one of that name existed).
 
@@ -69,7 +70,7 @@ def save(
     returned as it is (lab.up's `seed`, saved once).
     """
     name = validate_name(name)
-    with gitops.open_checkout(remote, timeout) as checkout:
+    with open_checkout(remote, timeout) as checkout:
         ref = f"refs/tags/{PREFIX}{name}"
         if not replace and checkout.git("ls-remote", "origin", ref).stdout.strip():
             return next(p for p in _read(checkout) if p.name == name), True
@@ -79,11 +80,11 @@ def save(
             main,
             datetime.now(UTC).replace(microsecond=0).isoformat(),
             {
-                environment: gitops.read_tags(
+                environment: tags.read_tags(
                     (checkout.path / path).read_text(encoding="utf-8"), str(path)
                 )
-                for environment in gitops.ENVIRONMENTS
-                for path in [gitops.kustomization_path(environment)]
+                for environment in tags.ENVIRONMENTS
+                for path in [tags.kustomization_path(environment)]
             },
         )
         existed = bool(checkout.git("ls-remote", "origin", ref).stdout.strip())
@@ -93,17 +94,17 @@ def save(
     return point, existed
 
 
-def list_checkpoints(remote: Remote, *, timeout: float = gitops.GIT_TIMEOUT) -> list[Checkpoint]:
+def list_checkpoints(remote: Remote, *, timeout: float = GIT_TIMEOUT) -> list[Checkpoint]:
     """Every checkpoint in the repository, oldest first."""
-    with gitops.open_checkout(remote, timeout) as checkout:
+    with open_checkout(remote, timeout) as checkout:
         return _read(checkout)
 
 
-def restore(remote: Remote, name: str, *, timeout: float = gitops.GIT_TIMEOUT) -> Restored:
+def restore(remote: Remote, name: str, *, timeout: float = GIT_TIMEOUT) -> Restored:
     """Make main's content the checkpoint's, as a new commit; retried when main moves."""
     name = validate_name(name)
     for _ in range(gitops.PUSH_ATTEMPTS):
-        with gitops.open_checkout(remote, timeout) as checkout:
+        with open_checkout(remote, timeout) as checkout:
             known = {point.name: point for point in _read(checkout)}
             if name not in known:
                 raise LabError(
@@ -117,7 +118,7 @@ def restore(remote: Remote, name: str, *, timeout: float = gitops.GIT_TIMEOUT) -
             checkout.git("read-tree", "-u", "--reset", f"refs/tags/{PREFIX}{name}^{{tree}}")
             if not checkout.commit_all(f"restore checkpoint {name} ({point.revision[:12]})"):
                 return Restored(point, main, changed=False)
-            if checkout.push(gitops.MAIN):
+            if checkout.push(MAIN):
                 return Restored(point, checkout.head(), changed=True)
     raise LabError(
         f"could not restore {name!r}: main kept moving ({gitops.PUSH_ATTEMPTS} attempts)",
@@ -154,7 +155,7 @@ def wait_healthy(
     return seen
 
 
-def _read(checkout: gitops.Checkout) -> list[Checkpoint]:
+def _read(checkout: Checkout) -> list[Checkpoint]:
     checkout.git(
         "fetch", "--quiet", "--force", "origin", f"+refs/tags/{PREFIX}*:refs/tags/{PREFIX}*"
     )
@@ -184,6 +185,6 @@ def _read(checkout: gitops.Checkout) -> list[Checkpoint]:
 
 def _short(pinned: str) -> str:
     """`abc1234`, `abc1234-dirty` or a seed tag: a pin's commit, without its digest."""
-    tag = gitops.tag_of(pinned)
-    commit = gitops.commit_of(tag)
-    return tag if tag in gitops.SEED_TAGS else commit[:7] + ("-dirty" if commit != tag else "")
+    tag = tags.tag_of(pinned)
+    commit = tags.commit_of(tag)
+    return tag if tag in tags.SEED_TAGS else commit[:7] + ("-dirty" if commit != tag else "")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab import changes, cluster, gitops, k8s, wait
+from lab import changes, cluster, k8s, tags, wait
 from lab.cli import Context
 from lab.config import Config, in_ci
 from lab.errors import LabError
@@ -153,7 +153,7 @@ class Commit:
         a later clean build under `:<sha>` would not replace it, and uncommitted code
         could run under a clean commit's name (issue #16.15).
         """
-        return gitops.dirty_tag(self.sha, self.tree) if self.dirty else self.sha
+        return tags.dirty_tag(self.sha, self.tree) if self.dirty else self.sha
 
 
 @dataclass

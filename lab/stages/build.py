@@ -5,12 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from lab import (
-    distribution,
-    engine,
-    gitops,
-    images,
-)
+from lab import distribution, engine, images, tags
 from lab.context import Run
 from lab.report import CheckResult, StageResult, Status
 from lab.stages.common import registry
@@ -62,7 +57,7 @@ def build_stage(run: Run) -> StageResult:
 
 def _short(tag: str) -> str:
     """`<sha12>…` for a commit's tag; a dirty build's keeps its suffix."""
-    commit, dirty, tree = tag.partition(gitops.DIRTY)
+    commit, dirty, tree = tag.partition(tags.DIRTY)
     return f"{commit[:12]}…{dirty}{tree}"
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from lab import gitserver, k8s
+from lab import gitea, gitserver, k8s
 from lab.context import Lab, deployment_observation
 
 
 def ensure_gitea(lab: Lab) -> str:
     config = lab.config
     admin = lab.state.gitea_admin
-    secret = gitserver.admin_secret(
+    secret = gitea.admin_secret(
         config,
         username=admin,
         password=lab.state.secret("gitea_admin_password"),
@@ -20,7 +20,7 @@ def ensure_gitea(lab: Lab) -> str:
     )
     lab.save()
     apply = lab.cluster().apply
-    manifests = gitserver.roll_on_secret_change(gitserver.gitea_manifests(config), secret)
+    manifests = gitea.roll_on_secret_change(gitea.gitea_manifests(config), secret)
     for obj in k8s.apply_order(
         [
             *[m for m in manifests if m["kind"] == "Namespace"],

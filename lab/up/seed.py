@@ -5,12 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lab import (
-    argocd,
-    checkpoints,
-    gitops,
-    gitserver,
-)
+from lab import argocd, checkpoints, gitops, gitserver, tags
 from lab.context import Lab
 from lab.up import GITOPS_DIR
 
@@ -53,7 +48,7 @@ def _gitops_tree(lab: Lab) -> Path:
     for path in sorted((copy / "environments").glob("*/kustomization.yaml")):
         text = path.read_text(encoding="utf-8")
         path.write_text(
-            gitops.retarget_images(text, lab.config.registry_host, registry), encoding="utf-8"
+            tags.retarget_images(text, lab.config.registry_host, registry), encoding="utf-8"
         )
     return copy
 

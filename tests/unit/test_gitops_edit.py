@@ -1,20 +1,20 @@
-"""The pure core of lab.gitops: A/B tag planning, commit validation, structural edits."""
+"""The image pins (lab.tags): A/B tag planning, commit validation, structural edits;
+and the text of a promotion's pull request (lab.gitops)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lab.errors import LabError
-from lab.gitops import (
+from lab.gitops import PromotionSummary, render_promotion_body
+from lab.tags import (
     IMAGE_NAMES,
     ImageChange,
-    PromotionSummary,
     commit_digests,
     edit_tags,
     pin,
     plan_update,
     read_tags,
-    render_promotion_body,
     validate_commit,
 )
 from tests.conftest import REPO

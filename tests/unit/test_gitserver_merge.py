@@ -28,21 +28,21 @@ def test_only_what_gitea_says_can_succeed_later_is_retried(
 
 
 def test_new_admin_credentials_roll_the_gitea_pod_without_writing_them() -> None:
-    from lab import config, gitserver
+    from lab import config, gitea
 
     c = config.load({}, {})
-    manifests = gitserver.gitea_manifests(c)
+    manifests = gitea.gitea_manifests(c)
 
     def checksum(password: str) -> str:
-        secret = gitserver.admin_secret(
+        secret = gitea.admin_secret(
             c, username="lab-admin", password=password, secret_key="k", internal_token="t"
         )
         [deployment] = [
-            d for d in gitserver.roll_on_secret_change(manifests, secret) if d["kind"] == "Deployment"
+            d for d in gitea.roll_on_secret_change(manifests, secret) if d["kind"] == "Deployment"
         ]
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert password not in str(deployment)
-        return str(annotations[gitserver.SECRET_CHECKSUM_ANNOTATION])
+        return str(annotations[gitea.SECRET_CHECKSUM_ANNOTATION])
 
     assert checksum("first") == checksum("first")
     assert checksum("first") != checksum("after-state.json-was-lost")

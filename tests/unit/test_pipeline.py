@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, context, gitops, pipeline, proc
+from lab import cli, config, context, pipeline, proc, tags
 from lab.errors import LabError
 from lab.report import StageResult, Status, worst
 from lab.stages import smoke
@@ -182,7 +182,7 @@ def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(repo: Path) 
     assert second.endswith(_git(repo, "write-tree")[:12])
     _git(repo, "reset", "-q")
     assert _git(repo, "diff", "--cached", "--name-only") == ""
-    assert gitops.commit_of(second) == head
+    assert tags.commit_of(second) == head
 
 
 def test_an_unknown_sha_is_a_lab_error(repo: Path) -> None:

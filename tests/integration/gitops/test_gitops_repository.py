@@ -18,7 +18,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from lab import gitops, manifests
+from lab import manifests, tags
 from lab.config import Config
 from lab.errors import LabError
 from tests.support import manifest_checks
@@ -458,8 +458,8 @@ def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomi
     digest = "sha256:" + "ab" * 32
     path = gitops_copy / "environments/dev/kustomization.yaml"
     text = path.read_text()
-    planned = gitops.plan_update(gitops.read_tags(text, str(path)), sha, {"backend": digest})
-    path.write_text(gitops.edit_tags(text, planned, str(path))[0])
+    planned = tags.plan_update(tags.read_tags(text, str(path)), sha, {"backend": digest})
+    path.write_text(tags.edit_tags(text, planned, str(path))[0])
 
     rendering = manifests.render(gitops_copy / "environments/dev", kustomize=kustomize)
 

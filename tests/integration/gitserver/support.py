@@ -21,8 +21,7 @@ import pytest
 import yaml
 
 from lab.config import Config
-from lab.gitops import Remote
-from lab.gitserver import Credentials, GitServer
+from lab.gitserver import Credentials, GitServer, Remote
 from lab.proc import run
 from tests.conftest import REPO
 

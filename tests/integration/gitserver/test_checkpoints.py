@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab import checkpoints, gitops
+from lab.checkout import open_checkout
 from lab.errors import LabError
 from tests.integration.gitserver.support import PLACEHOLDERS, Repo, commit_messages
 
@@ -87,7 +88,7 @@ def test_a_tag_made_by_hand_under_checkpoint_is_listed_without_details(
 ) -> None:
     gitops.seed(repo.remote, fixture_tree)
     checkpoints.save(repo.remote, "step-1")
-    with gitops.open_checkout(repo.remote) as checkout:  # a lightweight tag, by hand
+    with open_checkout(repo.remote) as checkout:  # a lightweight tag, by hand
         main = gitops.fetch_main(checkout)
         checkout.git("tag", "checkpoint/by-hand", main)
         checkout.git("push", "origin", "refs/tags/checkpoint/by-hand", mutates=True)

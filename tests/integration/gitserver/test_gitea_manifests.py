@@ -1,6 +1,6 @@
 """The manifests that run Gitea in the cluster (lab/resources/gitea/) agree with lab.config.
 
-Parsed as lab applies them (lab.gitserver.gitea_manifests) and as kustomize renders the
+Parsed as lab applies them (lab.gitea.gitea_manifests) and as kustomize renders the
 directory; no cluster is needed.
 """
 
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from lab.config import Config
-from lab.gitserver import (
+from lab.gitea import (
     ADMIN_SECRET_KEYS,
     ADMIN_SECRET_NAME,
     MANIFESTS_DIR,

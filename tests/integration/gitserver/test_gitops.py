@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import gitops
+from lab import gitops, gitserver, tags
 from lab.errors import LabError
 from lab.gitops import PromotionSummary
 from lab.images import SERVICES
@@ -289,7 +289,7 @@ def test_git_with_a_wrong_token_is_a_lab_error_naming_the_url(
 def test_git_against_a_stopped_server_is_a_lab_error_naming_the_url(
     stopped_gitea_url: str, fixture_tree: Path
 ) -> None:
-    remote = gitops.Remote(f"{stopped_gitea_url}/lab/gitops.git", "lab-admin", "secret-token")
+    remote = gitserver.Remote(f"{stopped_gitea_url}/lab/gitops.git", "lab-admin", "secret-token")
 
     with pytest.raises(LabError) as caught:
         gitops.seed(remote, fixture_tree)
@@ -353,7 +353,7 @@ def test_a_dirty_build_deploys_to_dev_under_its_own_tag_and_never_reaches_prod(
     repo: Repo, fixture_tree: Path
 ) -> None:
     gitops.seed(repo.remote, fixture_tree)
-    dirty = gitops.dirty_tag(A, "abcdef0123456789abcdef0123456789abcdef01")
+    dirty = tags.dirty_tag(A, "abcdef0123456789abcdef0123456789abcdef01")
 
     deployed = gitops.deploy(repo.remote, "dev", dirty)
 
@@ -362,7 +362,7 @@ def test_a_dirty_build_deploys_to_dev_under_its_own_tag_and_never_reaches_prod(
     # The backend reports the commit it was built from, so smoke expects the commit.
     with gitops.repository_tree(repo.remote) as tree:
         text = (tree / DEV).read_text()
-    assert gitops.Kustomization(text, DEV).expected_commits()["EXPECTED_V2_COMMIT"] == A
+    assert tags.Kustomization(text, DEV).expected_commits()["EXPECTED_V2_COMMIT"] == A
     before = repo.main()
     for refused in (
         lambda: gitops.deploy(repo.remote, "prod", dirty),
