@@ -27,19 +27,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import quality
+from lab import checks, quality, toolchains
 from lab.config import Config
 from lab.errors import LabError
 from lab.report import StageResult
 from lab.ui import UI
 
 TARGET = 0.6
-SKIP = shutil.ignore_patterns(*quality.SKIP_ANYWHERE, *quality.SKIP_TOP_LEVEL)
+SKIP = shutil.ignore_patterns(*toolchains.SKIP_ANYWHERE, *toolchains.SKIP_TOP_LEVEL)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--services", default=",".join(quality.SERVICES))
+    parser.add_argument("--services", default=",".join(checks.SERVICES))
     parser.add_argument("-v", "--verbose", action="store_true", help="show each check")
     args = parser.parse_args()
     services = tuple(args.services.split(","))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import diagnostics, steps, teardown
+from lab import diagnostics, steps, your_cluster
 from lab.cli import Context
 from lab.context import Lab, UpOptions
 from lab.errors import LabError
@@ -69,7 +69,7 @@ def up(ctx: Context, options: UpOptions) -> None:
         outcomes = steps.run(UP, lab, ctx.ui, diagnose=lab.changes.diagnostics(diagnose))
     finally:
         if lab.byo and lab.state.byo is not None:  # lab.down removes what appeared until now
-            lab.state.byo = {**lab.state.byo, "last_up": teardown.now()}
+            lab.state.byo = {**lab.state.byo, "last_up": your_cluster.now()}
             lab.save()
     steps.raise_first_failure(outcomes)
     lab.changes.finish(ctx.ui)

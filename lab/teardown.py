@@ -1,21 +1,9 @@
 """`lab.down`: delete the lab and prove nothing of it is left; on a cluster the user
-brought (`lab.up --context`), leave that cluster as lab found it.
+brought (`lab.up --context`), leave that cluster as lab found it (`lab.your_cluster`).
 
 On the lab's own kind cluster, `lab.down` deletes the cluster, the registry, the lab's
-volumes, networks, kube context and state. A cluster the user brought is theirs: lab
-removes only what it added. Before installing anything,
-`lab.up` records what the cluster already has (`baseline`); `lab.down` then removes
-
-- the lab's namespaces (Istio's, Argo CD's, Gitea's and the two demo environments)
-  that were not there before, with everything in them;
-- the cluster-scoped objects Istio's and Argo CD's installs made: those of the kinds
-  below that are not in the baseline and were created while a `lab.up` ran;
-- the ConfigMaps istiod writes into every namespace (`istio-ca-root-cert`, `istio-ca-crl`);
-- the volumes of the lab's claims (local-path deletes them; lab waits).
-
-The user's own objects are never candidates: a namespace must be one of the lab's, and
-a cluster-scoped object must be younger than the baseline and no younger than the last
-`lab.up` (plus a minute, for what controllers create as they start).
+volumes, networks, kube context and state, then looks for each of them again
+(`leftovers`), and says what it keeps on purpose, and why (`kept`).
 """
 
 from __future__ import annotations
@@ -24,165 +12,16 @@ import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from lab import argocd, bundle, changes, cluster, engine, images, k8s, mesh, proc, scan, steps, wait
+from lab import bundle, changes, cluster, engine, images, k8s, proc, scan, steps, your_cluster
 from lab.changes import Changes
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
 from lab.state import State
 from lab.steps import Step
-
-# Cluster-scoped kinds an install may add: (apiVersion, kind), in deletion order
-# (webhooks first, so nothing is admitted against a service that is going away).
-CLUSTER_KINDS = (
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-)
-# What istiod writes into every namespace: its root certificate and its revocation list.
-CA_CONFIGMAPS = ("istio-ca-root-cert", "istio-ca-crl")
-SETTLE = timedelta(minutes=1)
-
-
-def lab_namespaces(config: Config) -> tuple[str, ...]:
-    return (mesh.ISTIO_NAMESPACE, argocd.NAMESPACE, config.gitea_namespace, "demo-dev", "demo-prod")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def baseline(target: k8s.Cluster) -> dict[str, Any]:
-    """What the cluster has before the lab: namespaces, cluster-scoped objects, and the
-    namespaces that already hold istiod's ConfigMap (another Istio may be there)."""
-    namespaces = [_name(ns) for ns in target.list_objects("v1", "Namespace")]
-    return {
-        "taken": now(),
-        "namespaces": namespaces,
-        "objects": {
-            kind: [_name(obj) for obj in target.list_objects(api, kind)]
-            for api, kind in CLUSTER_KINDS
-        },
-        "ca_configmaps": [
-            f"{ns}/{name}"
-            for ns in namespaces
-            for name in CA_CONFIGMAPS
-            if target.get("v1", "ConfigMap", name, ns)
-        ],
-    }
-
-
-def uninstall(
-    target: k8s.Cluster,
-    config: Config,
-    found: dict[str, Any],
-    last_up: str,
-    progress: Callable[[str], None],
-) -> list[str]:
-    """Remove what the lab added since `found` (see the module docstring); what went."""
-    removed: list[str] = []
-
-    def added(obj: dict[str, Any], known: list[str]) -> bool:
-        return added_by_lab(obj, known, found["taken"], last_up)
-
-    # Argo CD's finalizers would wait for a controller that is about to go: drop them.
-    if argocd.NAMESPACE not in found["namespaces"]:
-        for api, kind in (
-            ("argoproj.io/v1alpha1", "Application"),
-            ("argoproj.io/v1alpha1", "AppProject"),
-        ):
-            with contextlib.suppress(LabError):
-                for obj in target.list_objects(api, kind, argocd.NAMESPACE):
-                    target.resource(api, kind).patch(
-                        name=_name(obj),
-                        namespace=argocd.NAMESPACE,
-                        body={"metadata": {"finalizers": None}},
-                        content_type="application/merge-patch+json",
-                    )
-                    target.delete(api, kind, _name(obj), argocd.NAMESPACE)
-                    removed.append(f"{kind}/{_name(obj)}")
-    for api, kind in CLUSTER_KINDS[:2]:
-        removed += _delete_added(target, api, kind, found, added)
-    mine = [ns for ns in lab_namespaces(config) if ns not in found["namespaces"]]
-    for ns in mine:
-        if target.delete("v1", "Namespace", ns):
-            removed.append(f"namespace {ns}")
-    wait.until(
-        f"the lab's namespaces to go ({', '.join(mine)})",
-        lambda: _gone(target, "v1", "Namespace", mine),
-        timeout=config.install_timeout,
-        report=progress,
-    )
-    for api, kind in CLUSTER_KINDS[2:]:
-        removed += _delete_added(target, api, kind, found, added)
-    for ns in [_name(n) for n in target.list_objects("v1", "Namespace")]:
-        for name in CA_CONFIGMAPS:
-            if f"{ns}/{name}" in found["ca_configmaps"]:
-                continue
-            if target.delete("v1", "ConfigMap", name, ns):
-                removed.append(f"ConfigMap {ns}/{name}")
-    wait.until(
-        "the lab's volumes to be deleted",
-        lambda: _no_volumes_of(target, mine),
-        timeout=config.install_timeout,
-        report=progress,
-    )
-    return removed
-
-
-def added_by_lab(obj: dict[str, Any], known: list[str], taken: str, last_up: str) -> bool:
-    """Whether a cluster-scoped object is the lab's: not in the baseline, and created
-    between the baseline and the last `lab.up` (plus `SETTLE`)."""
-    created = (obj.get("metadata") or {}).get("creationTimestamp")
-    if _name(obj) in known or created is None:
-        return False
-    return _time(taken) <= _time(created) <= _time(last_up) + SETTLE
-
-
-def _delete_added(
-    target: k8s.Cluster,
-    api: str,
-    kind: str,
-    found: dict[str, Any],
-    added: Callable[[dict[str, Any], list[str]], bool],
-) -> list[str]:
-    known = found["objects"].get(kind, [])
-    gone = []
-    for obj in target.list_objects(api, kind):
-        if added(obj, known) and target.delete(api, kind, _name(obj)):
-            gone.append(f"{kind}/{_name(obj)}")
-    return gone
-
-
-def _gone(target: k8s.Cluster, api: str, kind: str, names: list[str]) -> wait.Observation:
-    left = [name for name in names if target.get(api, kind, name) is not None]
-    return wait.Observation(not left, f"still there: {', '.join(left)}" if left else "gone")
-
-
-def _no_volumes_of(target: k8s.Cluster, namespaces: list[str]) -> wait.Observation:
-    left = [
-        _name(pv)
-        for pv in target.list_objects("v1", "PersistentVolume")
-        if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") in namespaces
-    ]
-    return wait.Observation(not left, f"volumes left: {', '.join(left)}" if left else "none left")
-
-
-def _name(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def _time(stamp: Any) -> datetime:
-    """A Kubernetes timestamp (a string, or a datetime from the client) in UTC."""
-    if isinstance(stamp, datetime):
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -319,7 +158,7 @@ def remove_from_your_cluster(down: Teardown) -> str:
 
 
 def _uninstall_from(down: Teardown, byo: dict[str, Any]) -> str:
-    removed = uninstall(
+    removed = your_cluster.uninstall(
         k8s.connect(byo["context"]), down.ctx.config, byo, byo["last_up"], down.ctx.ui.progress
     )
     shown = ", ".join(removed[:8]) + (", …" if len(removed) > 8 else "")

@@ -1,30 +1,18 @@
 """The pinned external tools — kind, istioctl, kubectl, kustomize — fetched into `.lab/bin/`.
 
 `invoke lab.tools` plans one download per tool from the pinned versions in `lab.config`
-and this machine's OS and architecture (`plan_downloads`, pure), then, for each tool not
+and this machine's OS and architecture (`lab.downloads`, pure), then, for each tool not
 already installed at its pinned version: fetches the checksum its project publishes,
 streams the artifact to a temporary file in `.lab/bin/`, verifies its SHA-256, extracts
-the binary from an archive (istioctl, kustomize), makes it executable and renames it into
-place. Nothing is installed unless every check passed, and no partial file is left
+the binary from an archive (istioctl, kustomize), makes it executable and renames it
+into place. Nothing is installed unless every check passed, and no partial file is left
 behind. `lab.proc.which` prefers `.lab/bin/` over PATH, so every later command uses these.
 
 What is installed is recorded in `.lab/bin/.versions.json` (version, the binary's
 SHA-256, where it came from); a re-run skips a tool whose record matches the pinned
 version and whose file still has the recorded digest.
 
-Mirrors (workshop rooms, air-gapped CI): pass `mirror=` or set `LAB_TOOLS_MIRROR` to a
-base URL that holds the upstream files under `<tool>/`, with the upstream layout below
-each project's download root, e.g. for linux/amd64::
-
-    <mirror>/kind/v0.32.0/kind-linux-amd64                       (+ .sha256sum)
-    <mirror>/kubectl/v1.36.1/bin/linux/amd64/kubectl              (+ .sha256)
-    <mirror>/istioctl/1.30.0/istioctl-1.30.0-linux-amd64.tar.gz   (+ .sha256)
-    <mirror>/kustomize/kustomize/v5.8.1/kustomize_v5.8.1_linux_amd64.tar.gz
-                                                  (+ checksums.txt in the same directory)
-
-kustomize's release tag is `kustomize/v5.8.1`; its URLs spell the slash `%2F`, which a
-static file server (nginx, `python -m http.server`) decodes, hence the nested directory.
-Apache answers 404 to `%2F` unless `AllowEncodedSlashes On` is set.
+Mirrors (workshop rooms, air-gapped CI): see `lab.downloads` for the layout.
 
 HTTP goes through httpx, which honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
 """
@@ -36,13 +24,8 @@ import hashlib
 import json
 import logging
 import os
-import platform as platform_module
-import posixpath
-import re
-import tarfile
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -52,160 +35,31 @@ from typing import IO
 import httpx
 
 from lab import __version__, changes, cli, steps
-from lab.config import Config
+from lab.downloads import (
+    CHUNK_BYTES,
+    MIRROR_ENV,
+    TOOLS,
+    Download,
+    detect_platform,
+    extract_member,
+    parse_checksum,
+    plan_downloads,
+    size_text,
+)
 from lab.errors import LabError
 from lab.ui import UI
 
 log = logging.getLogger("lab.tools")
 
-TOOLS = ("kind", "istioctl", "kubectl", "kustomize")
-
-# Read by `install_tools` when no mirror is passed. Shares the LAB_ prefix of settings,
-# so lab/config.py must list it in _IGNORED_ENV for `config.load` to accept it.
-MIRROR_ENV = "LAB_TOOLS_MIRROR"
-
 VERSIONS_FILE = ".versions.json"
-
-# Each project's download root; the path below it is the same on a mirror.
-UPSTREAM = {
-    "kind": "https://kind.sigs.k8s.io/dl",  # redirects to the GitHub release assets
-    "istioctl": "https://github.com/istio/istio/releases/download",
-    "kubectl": "https://dl.k8s.io/release",  # redirects to the CDN
-    # kustomize's release tags are "kustomize/vX.Y.Z", URL-encoded in the path.
-    "kustomize": "https://github.com/kubernetes-sigs/kustomize/releases/download",
-}
 
 # A stalled transfer fails after READ_TIMEOUT seconds without a byte; a slow one that
 # keeps moving (workshop Wi-Fi) is never cut off.
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 30.0
-CHUNK_BYTES = 1 << 16
 PROGRESS_EVERY = 5.0  # seconds between progress lines during a long download
-MAX_MEMBER_BYTES = 1 << 30  # istioctl is ~100 MiB; anything near 1 GiB is not istioctl
 
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SUFFIXES = (".download", ".part")  # our temporary files in .lab/bin/, left by a kill -9
-
-
-@dataclass(frozen=True)
-class Platform:
-    """An OS and architecture as Go names them (the names kind and kubectl publish)."""
-
-    os: str  # linux | darwin
-    arch: str  # amd64 | arm64
-
-
-_OS_NAMES = {"linux": "linux", "darwin": "darwin"}
-_ARCH_NAMES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def detect_platform(system: str | None = None, machine: str | None = None) -> Platform:
-    """This machine's platform (or the one `platform.system()`/`.machine()` would give)."""
-    system = platform_module.system() if system is None else system
-    machine = platform_module.machine() if machine is None else machine
-    os_name = _OS_NAMES.get(system.lower())
-    arch = _ARCH_NAMES.get(machine.lower())
-    if os_name is None or arch is None:
-        raise LabError(
-            f"lab.tools has no downloads for {system}/{machine}",
-            hint="it supports Linux and macOS on x86_64 and arm64; install kind, istioctl, "
-            "kubectl and kustomize at the versions `invoke lab.config` shows, "
-            "and put them on PATH",
-        )
-    return Platform(os_name, arch)
-
-
-@dataclass(frozen=True)
-class Download:
-    """Where one tool's artifact and its published checksum are, and what to take from it."""
-
-    tool: str
-    version: str
-    url: str
-    checksum_url: str
-    file_name: str  # the artifact's published name, as its checksum file refers to it
-    member: str | None = None  # for a .tar.gz: the archive member that is the binary
-
-
-def plan_downloads(
-    config: Config, platform: Platform, *, mirror: str | None = None
-) -> tuple[Download, ...]:
-    """One `Download` per tool in `TOOLS`, from the pinned versions, for `platform`."""
-    if mirror is not None and not re.match(r"^https?://[^/\s]+", mirror):
-        raise LabError(
-            f"tool mirror {mirror!r} is not an http(s) URL",
-            hint=f"set {MIRROR_ENV} to a base URL such as http://10.0.0.5:8000/lab-tools",
-        )
-    os_name, arch = platform.os, platform.arch
-
-    def where(tool: str, path: str) -> str:
-        base = f"{mirror.rstrip('/')}/{tool}" if mirror else UPSTREAM[tool]
-        return f"{base}/{path}"
-
-    kind = f"kind-{os_name}-{arch}"
-    kind_url = where("kind", f"{config.kind_version}/{kind}")
-    kubectl_url = where("kubectl", f"{config.kubectl_version}/bin/{os_name}/{arch}/kubectl")
-    istioctl = _istioctl_archive(config.istio_version, platform)
-    istioctl_url = where("istioctl", f"{config.istio_version}/{istioctl}")
-    kustomize = f"kustomize_{config.kustomize_version}_{os_name}_{arch}.tar.gz"
-    kustomize_url = where("kustomize", f"kustomize%2F{config.kustomize_version}/{kustomize}")
-    return (
-        # kind publishes `<hex>  kind-<os>-<arch>` next to each binary.
-        Download("kind", config.kind_version, kind_url, f"{kind_url}.sha256sum", kind),
-        # Istio publishes `<hex> <archive>` next to each archive; the binary is `istioctl`.
-        Download(
-            "istioctl",
-            config.istio_version,
-            istioctl_url,
-            f"{istioctl_url}.sha256",
-            istioctl,
-            member="istioctl",
-        ),
-        # Kubernetes publishes the bare hex digest next to each binary.
-        Download(
-            "kubectl", config.kubectl_version, kubectl_url, f"{kubectl_url}.sha256", "kubectl"
-        ),
-        # kustomize publishes one checksums.txt (`<hex>  <archive>` lines) per release; the
-        # pipeline renders the GitOps repository with it (the smoke Job).
-        Download(
-            "kustomize",
-            config.kustomize_version,
-            kustomize_url,
-            where("kustomize", f"kustomize%2F{config.kustomize_version}/checksums.txt"),
-            kustomize,
-            member="kustomize",
-        ),
-    )
-
-
-def _istioctl_archive(version: str, platform: Platform) -> str:
-    # Istio says "osx", not "darwin", and its Intel macOS archive has no arch suffix
-    # (istio/istio release/downloadIstioCtl.sh: `istioctl-<v>-osx.tar.gz` unless arm64).
-    if platform.os == "darwin":
-        suffix = "osx-arm64" if platform.arch == "arm64" else "osx"
-    else:
-        suffix = f"{platform.os}-{platform.arch}"
-    return f"istioctl-{version}-{suffix}.tar.gz"
-
-
-def parse_checksum(text: str, file_name: str) -> str:
-    """The SHA-256 hex digest for `file_name` in a published checksum file.
-
-    Accepts a bare digest (Kubernetes), `<hex>  <name>` (sha256sum, kind), `<hex> <name>`
-    (Istio) and `<hex> *<name>`; with several lines, the one naming `file_name`.
-    Raises ValueError when there is no well-formed digest for `file_name`.
-    """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError("the checksum file is empty")
-    for line in lines:
-        digest, _, name = line.partition(" ")
-        if not _HEX64.match(digest):
-            raise ValueError(f"not a SHA-256 digest: {line[:80]!r}")
-        name = name.strip().lstrip("*")
-        if not name or posixpath.basename(name) == file_name:
-            return digest.lower()
-    raise ValueError(f"no digest for {file_name} in it")
 
 
 @dataclass(frozen=True)
@@ -365,7 +219,7 @@ def _install(
     records[plan.tool] = Installed(plan.version, binary_sha, plan.url, expected)
     write_versions(bin_dir, records)
     log.info("installed %s %s from %s (sha256 %s)", plan.tool, plan.version, plan.url, actual)
-    return f"{_size(size)} downloaded, sha256 verified"
+    return f"{size_text(size)} downloaded, sha256 verified"
 
 
 def _published_digest(client: httpx.Client, plan: Download) -> str:
@@ -398,8 +252,8 @@ def _download(
             size += len(chunk)
             if time.monotonic() - last_report >= PROGRESS_EVERY:
                 last_report = time.monotonic()
-                of_total = f" of {_size(total)}" if total else ""
-                progress(f"{plan.tool}: {_size(size)}{of_total} downloaded")
+                of_total = f" of {size_text(total)}" if total else ""
+                progress(f"{plan.tool}: {size_text(size)}{of_total} downloaded")
     _sync(out)
     return digest.hexdigest(), size
 
@@ -430,79 +284,6 @@ def _http_errors(plan: Download, url: str) -> Iterator[None]:
             hint="are you offline, or behind a proxy? set HTTPS_PROXY (and NO_PROXY), "
             + mirror_hint,
         ) from error
-
-
-def extract_member(archive: Path, member: str, out: IO[bytes], *, plan: Download) -> str:
-    """Copy the regular file `member` of the .tar.gz `archive` into `out`; returns its SHA-256.
-
-    Member names never become paths here (we read the bytes ourselves), and an archive
-    with any absolute or `..` path, or a link pointing out of it, is refused outright:
-    it is not what the project publishes.
-    """
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            infos = tar.getmembers()
-            for info in infos:
-                problem = unsafe_member(info)
-                if problem:
-                    raise LabError(
-                        f"refusing the {plan.tool} archive {plan.url}: "
-                        f"member {info.name!r} {problem}; nothing was installed",
-                        hint="this is not the archive the project publishes; "
-                        "do not use this download source",
-                    )
-            matches = [info for info in infos if posixpath.normpath(info.name) == member]
-            if len(matches) != 1 or not matches[0].isreg():
-                found = "several" if len(matches) > 1 else "no regular file"
-                raise LabError(
-                    f"the {plan.tool} archive {plan.url} has {found} {member!r} member",
-                    hint="the archive layout changed or the file is not the right one; "
-                    "check the pinned version",
-                )
-            if matches[0].size > MAX_MEMBER_BYTES:
-                raise LabError(
-                    f"refusing the {plan.tool} archive {plan.url}: {member!r} is "
-                    f"{_size(matches[0].size)}",
-                    hint="this is not the archive the project publishes",
-                )
-            source = tar.extractfile(matches[0])
-            if source is None:  # pragma: no cover - isreg() members always have data
-                raise LabError(f"cannot read {member!r} from {plan.url}")
-            digest = hashlib.sha256()
-            with source:
-                for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise LabError(
-            f"cannot unpack the {plan.tool} archive {plan.url}: {error}",
-            hint="the download is not a valid .tar.gz, or the disk is full; "
-            "re-run `invoke lab.tools`",
-        ) from error
-    return digest.hexdigest()
-
-
-def unsafe_member(info: tarfile.TarInfo) -> str | None:
-    """Why the archive member `info` could write outside the directory, or None."""
-    if _escapes(info.name):
-        return "has an absolute path or '..'"
-    if info.issym() and (
-        _escapes(info.linkname)
-        or _escapes(posixpath.join(posixpath.dirname(info.name), info.linkname))
-    ):
-        return f"is a symlink pointing outside the archive ({info.linkname!r})"
-    if info.islnk() and _escapes(info.linkname):
-        return f"is a hard link pointing outside the archive ({info.linkname!r})"
-    if info.isdev() or info.isfifo():
-        return "is a device or FIFO"
-    return None
-
-
-def _escapes(name: str) -> bool:
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return True
-    normal = posixpath.normpath(name.replace("\\", "/"))
-    return normal == ".." or normal.startswith("../")
 
 
 @contextlib.contextmanager
@@ -553,11 +334,3 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _size(count: int) -> str:
-    if count >= 1 << 20:
-        return f"{count / (1 << 20):.1f} MiB"
-    if count >= 1 << 10:
-        return f"{count / (1 << 10):.0f} KiB"
-    return f"{count} B"

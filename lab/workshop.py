@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import __version__, argocd, bundle, checkpoints, gitserver, k8s, steps
+from lab import (
+    __version__,
+    argocd,
+    bundle,
+    bundle_loader,
+    bundle_maker,
+    checkpoints,
+    gitserver,
+    k8s,
+    steps,
+)
 from lab.checkpoints import Checkpoint, Restored
 from lab.cli import Context
 from lab.errors import LabError
@@ -106,7 +116,7 @@ def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> Non
 
     def write(_: None) -> str:
         made.append(
-            bundle.create(
+            bundle_maker.create(
                 config,
                 target,
                 from_docker=from_docker,
@@ -131,11 +141,11 @@ def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> Non
 
 def bundle_load(ctx: Context, *, path: str) -> None:
     source = Path(path).expanduser().resolve()
-    done: list[bundle.Loaded] = []
+    done: list[bundle_loader.Loaded] = []
 
     def load(_: None) -> str:
         with ctx.ui.transfer("verifying") as progress:
-            done.append(bundle.load(ctx.config, source, progress=progress))
+            done.append(bundle_loader.load(ctx.config, source, progress=progress))
         return f"{len(done[0].loaded)} loaded, {len(done[0].present)} already here"
 
     step = steps.Step(f"Loading the bundle {source.name}", load, diagnose=False)

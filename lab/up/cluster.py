@@ -7,10 +7,10 @@ from typing import Any
 import yaml
 
 from lab import (
-    bundle,
+    bundle_loader,
     cluster,
     engine,
-    teardown,
+    your_cluster,
 )
 from lab.context import Lab, kind_cluster_exists
 from lab.errors import LabError
@@ -21,7 +21,7 @@ def ensure_cluster(lab: Lab) -> str:
         if (lab.state.byo or {}).get("context") != lab.context:
             # What the cluster holds before the lab, so lab.down can leave it so.
             before: dict[str, Any] = lab.changes.read(
-                lambda: teardown.baseline(lab.cluster()), absent={}
+                lambda: your_cluster.baseline(lab.cluster()), absent={}
             )
             lab.state.byo = {"context": lab.context, **before}
             lab.save()
@@ -41,7 +41,7 @@ def ensure_cluster(lab: Lab) -> str:
             return "already exists"
     path = config.state_path / "kind-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    node_image = lab.changes.read(lambda: bundle.node_image(config), absent=None)
+    node_image = lab.changes.read(lambda: bundle_loader.node_image(config), absent=None)
     path.write_text(
         yaml.safe_dump(cluster.kind_config(config, node_image), sort_keys=False), encoding="utf-8"
     )

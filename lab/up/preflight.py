@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab import bundle, doctor
+from lab import bundle_loader, doctor
 from lab.context import Lab
 from lab.errors import LabError
 
@@ -21,7 +21,7 @@ def preflight(lab: Lab) -> str:
             )
         )
     if lab.options.offline:
-        missing = bundle.missing_offline(lab.config)
+        missing = bundle_loader.missing_offline(lab.config)
         if missing:
             raise LabError(
                 f"--offline, but {len(missing)} thing(s) the lab needs are not here: "

@@ -16,7 +16,7 @@ import docker
 import docker.errors
 import pytest
 
-from lab import bundle, cluster, config, distribution, engine
+from lab import bundle_loader, bundle_maker, cluster, config, distribution, engine
 from lab.config import Config
 from lab.errors import LabError
 
@@ -83,7 +83,7 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
     ids[registry_image] = client.images.get(registry_image).id
     output = tmp_path / "workshop.tar"
     try:
-        manifest = bundle.create(cfg, output, from_docker=True, install_manifest="kind: List\n",
+        manifest = bundle_maker.create(cfg, output, from_docker=True, install_manifest="kind: List\n",
                                  progress=lambda *_: None, wanted=wanted, tool_specs=())  # fmt: skip
         assert output.is_file() and not output.with_name("workshop.tar.part").exists()
         assert [(i.kind, i.name, i.role) for i in manifest.items] == [
@@ -98,7 +98,7 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
         assert not client.containers.list(all=True, filters={"name": cfg.registry_name})
 
         seen: list[tuple[str, int, int]] = []
-        first = bundle.load(cfg, output, progress=lambda *args: seen.append(args))
+        first = bundle_loader.load(cfg, output, progress=lambda *args: seen.append(args))
 
         assert sorted(first.loaded) == sorted([*ids, "argocd-install.yaml"]) and not first.present
         assert seen[-1][1] == seen[-1][2] == manifest.size  # the bar reached the whole size
@@ -108,9 +108,9 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
         assert _registry_has(cfg, "lab/backend", "main")
         cached = cfg.state_path / "cache" / f"argocd-{cfg.argocd_version}-install.yaml"
         assert cached.read_text() == "kind: List\n"
-        assert bundle.loaded_record(cfg)["images"] == ids
+        assert bundle_loader.loaded_record(cfg)["images"] == ids
 
-        again = bundle.load(cfg, output, progress=lambda *_: None)  # nothing loaded twice
+        again = bundle_loader.load(cfg, output, progress=lambda *_: None)  # nothing loaded twice
         assert again.loaded == [] and sorted(again.present) == sorted(first.loaded)
 
         # A damaged copy is refused whole: the image it would have loaded stays absent.
@@ -123,7 +123,7 @@ def test_a_bundle_made_from_docker_loads_into_a_fresh_registry_once(
             data[middle.offset_data + middle.size // 2] ^= 0xFF
         damaged.write_bytes(bytes(data))
         with pytest.raises(LabError, match=r"images/docker\.tar .* does not match the manifest"):
-            bundle.load(cfg, damaged, progress=lambda *_: None)
+            bundle_loader.load(cfg, damaged, progress=lambda *_: None)
         with pytest.raises(docker.errors.ImageNotFound):
             client.images.get(scanner)
     finally:
@@ -151,17 +151,17 @@ def test_a_node_image_pinned_by_digest_is_found_by_id_after_loading(
                        "registry_port", "state_dir")}, "kind_node_image": pinned}, {})  # fmt: skip
     output = tmp_path / "node.tar"
     try:
-        bundle.create(cfg, output, from_docker=True, install_manifest="", progress=lambda *_: None,
+        bundle_maker.create(cfg, output, from_docker=True, install_manifest="", progress=lambda *_: None,
                       wanted=[(pinned, "docker")], tool_specs=())  # fmt: skip
-        assert bundle.node_image(cfg) == pinned  # nothing loaded yet: the pin as it is
+        assert bundle_loader.node_image(cfg) == pinned  # nothing loaded yet: the pin as it is
         client.images.remove(image_id, force=True)
 
-        bundle.load(cfg, output, progress=lambda *_: None)
+        bundle_loader.load(cfg, output, progress=lambda *_: None)
 
         with pytest.raises(docker.errors.ImageNotFound):
             client.images.get(pinned)  # the digest is gone, as on a participant's laptop
-        assert bundle.node_image(cfg) == image_id
-        assert client.images.get(bundle.node_image(cfg)).id == image_id
+        assert bundle_loader.node_image(cfg) == image_id
+        assert client.images.get(bundle_loader.node_image(cfg)).id == image_id
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.images.remove(image_id, force=True)

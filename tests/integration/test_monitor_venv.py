@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import quality
+from lab import checks, quality, toolchains
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def monitor_copy(tmp_path: Path) -> Path:
     shutil.copytree(
         MONITOR,
         destination,
-        ignore=shutil.ignore_patterns(*quality.SKIP_ANYWHERE, *quality.SKIP_TOP_LEVEL),
+        ignore=shutil.ignore_patterns(*toolchains.SKIP_ANYWHERE, *toolchains.SKIP_TOP_LEVEL),
     )
     return destination
 
@@ -48,10 +48,8 @@ def monitor_copy(tmp_path: Path) -> Path:
 def test_setup_checks_install_the_hashed_locks_starting_from_the_bundled_pip(
     monitor_copy: Path,
 ) -> None:
-    bundled = run(
-        ["python3", "-c", "import ensurepip; print(ensurepip.version())"], monitor_copy
-    )
-    setup = [check for check in quality.CHECKS["monitor"] if check.kind is quality.SETUP]
+    bundled = run(["python3", "-c", "import ensurepip; print(ensurepip.version())"], monitor_copy)
+    setup = [check for check in checks.CHECKS["monitor"] if check.kind is checks.SETUP]
     assert [check.name for check in setup] == ["venv", "pip bootstrap", "pip install"]
     venv_python = monitor_copy / ".venv" / "bin" / "python"
 

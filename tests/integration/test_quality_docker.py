@@ -12,8 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab import checks, quality, toolchains
 from lab import engine as lab_engine
-from lab import quality
 from lab.config import Config
 from lab.errors import LabError
 from lab.report import Status
@@ -34,7 +34,7 @@ def client() -> docker.DockerClient:
             pytrace=False,
         )
     for service in ("backend", "frontend"):
-        image = quality.toolchain_image(Config(), service)
+        image = toolchains.toolchain_image(Config(), service)
         try:
             engine.images.get(image)
         except docker.errors.ImageNotFound:
@@ -77,7 +77,7 @@ def test_docker_runner_runs_the_backend_checks_in_the_golang_toolchain(
         services=("backend", "frontend"),
         runner="docker",
         strict=False,
-        checks=(*(c.name for c in quality.CHECKS["backend"]), "npm audit"),
+        checks=(*(c.name for c in checks.CHECKS["backend"]), "npm audit"),
         apps_dir=apps,
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import quality
+from lab import checks, quality, toolchains
 from lab.config import Config
 from lab.report import StageResult, Status
 from lab.ui import UI
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 # Every backend check, and cheap ones of the others: the full run of every check is
 # exercised by benchmarks/quality_parallel.py.
 CHEAP = (
-    *(check.name for check in quality.CHECKS["backend"]),
+    *(check.name for check in checks.CHECKS["backend"]),
     "venv",
     "pip bootstrap",
     "pip install",
@@ -36,11 +36,11 @@ CHEAP = (
 def copy_apps(destination: Path) -> Path:
     """apps/{backend,monitor,frontend} without their build outputs, under `destination`."""
     ignored = shutil.ignore_patterns(
-        *quality.SKIP_ANYWHERE,
-        *quality.SKIP_TOP_LEVEL,
+        *toolchains.SKIP_ANYWHERE,
+        *toolchains.SKIP_TOP_LEVEL,
         "backend",  # the built binary
     )
-    for service in quality.SERVICES:
+    for service in checks.SERVICES:
         source = quality.APPS_DIR / service
         shutil.copytree(source, destination / service, ignore=ignored, symlinks=True)
     return destination
@@ -160,5 +160,5 @@ def test_offline_the_checks_use_the_local_caches_and_say_what_they_lack(
     monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-modcache"))
     (cold,) = go_vet().checks
     assert cold.status is Status.FAILED
-    assert cold.detail.startswith(quality.OFFLINE_NOTE), cold.detail
+    assert cold.detail.startswith(checks.OFFLINE_NOTE), cold.detail
     assert "GOPROXY=off" in cold.output, cold.output

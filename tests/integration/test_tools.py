@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from lab import cli, config, proc, tools
+from lab import cli, config, downloads, proc, tools
+from lab.downloads import Download
 from lab.errors import LabError
-from lab.tools import Download
 from lab.ui import UI
 
 
@@ -77,7 +77,9 @@ def _context() -> tuple[cli.Context, io.StringIO]:
 
 
 def _plans(mirror: Mirror) -> dict[str, Download]:
-    planned = tools.plan_downloads(config.load(), tools.detect_platform(), mirror=mirror.url)
+    planned = downloads.plan_downloads(
+        config.load(), downloads.detect_platform(), mirror=mirror.url
+    )
     return {plan.tool: plan for plan in planned}
 
 
@@ -148,7 +150,7 @@ def _publish(mirror: Mirror, plan: Download, data: bytes, *, digest: str | None 
 def _publish_all(mirror: Mirror) -> dict[str, bytes]:
     """Every tool published correctly; returns each installed binary's expected content."""
     plans = _plans(mirror)
-    binaries = {tool: _script(tool, plans[tool].version) for tool in tools.TOOLS}
+    binaries = {tool: _script(tool, plans[tool].version) for tool in downloads.TOOLS}
     _publish(mirror, plans["kind"], binaries["kind"])
     _publish(mirror, plans["istioctl"], _tar_gz(("istioctl", binaries["istioctl"])))
     _publish(mirror, plans["kubectl"], binaries["kubectl"])
@@ -166,7 +168,7 @@ def test_install_puts_verified_executables_in_lab_bin_and_records_them(mirror: M
     tools.install_tools(ctx, mirror=mirror.url)
 
     bin_dir = _bin_dir()
-    assert sorted(p.name for p in bin_dir.iterdir()) == [".versions.json", *sorted(tools.TOOLS)]
+    assert sorted(p.name for p in bin_dir.iterdir()) == [".versions.json", *sorted(downloads.TOOLS)]
     for tool, content in binaries.items():
         assert (bin_dir / tool).read_bytes() == content
         assert stat.S_IMODE((bin_dir / tool).stat().st_mode) == 0o755
@@ -212,7 +214,7 @@ def test_rerun_skips_installed_tools_and_force_downloads_again(mirror: Mirror) -
     ctx, out = _context()
     tools.install_tools(ctx, mirror=mirror.url)
     assert mirror.requests == []
-    assert out.getvalue().count("— already installed") == len(tools.TOOLS)
+    assert out.getvalue().count("— already installed") == len(downloads.TOOLS)
 
     tools.install_tools(_context()[0], mirror=mirror.url, force=True, only=["kubectl"])
     assert [path.rsplit("/", 1)[-1] for path in mirror.requests] == ["kubectl.sha256", "kubectl"]
@@ -249,7 +251,7 @@ def test_the_mirror_comes_from_the_environment_when_not_passed(
 ) -> None:
     _publish_all(mirror)
     ctx = _context()[0]  # config.load() refuses LAB_TOOLS_MIRROR until it is in _IGNORED_ENV
-    monkeypatch.setenv(tools.MIRROR_ENV, mirror.url)
+    monkeypatch.setenv(downloads.MIRROR_ENV, mirror.url)
     tools.install_tools(ctx, only=["kubectl"])
     assert (ctx.config.state_path / "bin" / "kubectl").is_file()
 
@@ -346,7 +348,7 @@ def test_a_missing_file_names_the_url_and_suggests_what_to_check(mirror: Mirror)
         tools.install_tools(_context()[0], mirror=mirror.url, only=["kubectl"])
     error = caught.value
     assert str(error).startswith(f"cannot download kubectl: {plan.checksum_url} answered HTTP 404")
-    assert error.hint and "v1.36.1" in error.hint and tools.MIRROR_ENV in error.hint
+    assert error.hint and "v1.36.1" in error.hint and downloads.MIRROR_ENV in error.hint
     _assert_nothing_installed("kubectl")
 
 
@@ -369,7 +371,7 @@ def test_a_closed_port_names_the_url_and_hints_at_proxy_or_offline() -> None:
     error = caught.value
     assert str(error).startswith(f"cannot download kind from {url}/kind/v0.32.0/kind-")
     assert error.hint and "offline" in error.hint and "proxy" in error.hint
-    assert tools.MIRROR_ENV in error.hint
+    assert downloads.MIRROR_ENV in error.hint
     _assert_nothing_installed("kind")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import bundle, config
+from lab import bundle, bundle_loader, config
 from lab.bundle import Item, Manifest
 from lab.errors import LabError
 
@@ -41,12 +41,12 @@ MEMBERS = {"tools/kind": b"#!/bin/sh\necho kind\n" * 500, "files/argocd-install.
 def test_the_manifest_reads_back_what_was_written(tmp_path: Path) -> None:
     written = write_bundle(tmp_path / "b.tar", MEMBERS)
 
-    read = bundle.read_manifest(tmp_path / "b.tar")
+    read = bundle_loader.read_manifest(tmp_path / "b.tar")
 
     assert read == written
     assert read.size == sum(len(data) for data in MEMBERS.values())
     assert bundle.summary_lines(read)[0].endswith("1 file(s), 1 tool(s)")
-    bundle.verify(tmp_path / "b.tar", read)  # every member matches: no error
+    bundle_loader.verify(tmp_path / "b.tar", read)  # every member matches: no error
 
 
 def test_the_pins_cover_every_downloaded_version_and_the_bases() -> None:
@@ -63,7 +63,7 @@ def test_an_altered_member_is_refused_naming_it(tmp_path: Path) -> None:
     write_bundle(tmp_path / "b.tar", altered, manifest_items=list(manifest.items))
 
     with pytest.raises(LabError) as caught:
-        bundle.verify(tmp_path / "b.tar", bundle.read_manifest(tmp_path / "b.tar"))
+        bundle_loader.verify(tmp_path / "b.tar", bundle_loader.read_manifest(tmp_path / "b.tar"))
 
     assert "tools/kind (kind) does not match the manifest" in caught.value.message
     assert "nothing of the bundle was loaded" in caught.value.message
@@ -80,7 +80,7 @@ def test_a_truncated_bundle_is_refused_whole(tmp_path: Path, member: str) -> Non
     path.write_bytes(path.read_bytes()[:cut])
 
     with pytest.raises(LabError) as caught:
-        bundle.verify(path, manifest)
+        bundle_loader.verify(path, manifest)
 
     assert "truncated or damaged" in caught.value.message or "missing" in caught.value.message
     assert "nothing of it was loaded" in caught.value.message
@@ -92,7 +92,7 @@ def test_a_bundle_for_other_pins_is_refused_naming_each_difference(tmp_path: Pat
 
     # Refused before anything else is asked (Docker included).
     with pytest.raises(LabError) as caught:
-        bundle.load(CFG, tmp_path / "b.tar", progress=lambda *_: None)
+        bundle_loader.load(CFG, tmp_path / "b.tar", progress=lambda *_: None)
 
     assert f"argocd_version: bundle v3.5.0, this lab {CFG.argocd_version}" in caught.value.message
     assert f"istio_version: bundle 1.29.1, this lab {CFG.istio_version}" in caught.value.message
@@ -103,13 +103,13 @@ def test_a_bundle_for_other_pins_is_refused_naming_each_difference(tmp_path: Pat
 def test_what_is_not_a_bundle_says_so(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(LabError, match="truncated or damaged"):
-        bundle.read_manifest(tmp_path / "notes.txt")
+        bundle_loader.read_manifest(tmp_path / "notes.txt")
     with tarfile.open(tmp_path / "other.tar", "w") as archive:
         archive.add(tmp_path / "notes.txt", arcname="notes.txt")
     with pytest.raises(LabError, match=r"does not start with manifest\.json"):
-        bundle.read_manifest(tmp_path / "other.tar")
+        bundle_loader.read_manifest(tmp_path / "other.tar")
     with pytest.raises(LabError, match="does not exist"):
-        bundle.read_manifest(tmp_path / "absent.tar")
+        bundle_loader.read_manifest(tmp_path / "absent.tar")
 
 
 def test_a_manifest_of_another_format_is_refused() -> None:

@@ -11,11 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from lab import quality
+from lab import quality, toolchains
+from lab.checks import (
+    ALL,
+    AUDIT,
+    CHECKS,
+    DETAIL_LIMIT,
+    LINT,
+    OFFLINE_ENV,
+    OUTPUT_TAIL_LINES,
+    SETUP,
+    TEST,
+    Check,
+    Kind,
+    last_error_line,
+    offline_checks,
+    outcome,
+    select_checks,
+    stage_status,
+    strict_default,
+    summarize,
+)
 from lab.config import Config
 from lab.errors import LabError
-from lab.quality import AUDIT, CHECKS, LINT, SETUP, TEST, TOOLCHAINS, Check, Kind
 from lab.report import CheckResult, Status
+from lab.toolchains import TOOLCHAINS
 from lab.ui import UI
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +114,7 @@ def test_each_service_has_a_toolchain() -> None:
 def test_toolchain_image_is_the_contracts_build_arg_default(service: str) -> None:
     toolchain = TOOLCHAINS[service]
     contracts = (REPO / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
-    image = quality.toolchain_image(Config(), service)
+    image = toolchains.toolchain_image(Config(), service)
     assert f"`{toolchain.build_arg}={image}`" in contracts
 
 
@@ -138,7 +158,7 @@ GOFMT = CHECKS["backend"][0]
 def test_audit_exit_codes_follow_the_contract(
     returncode: int, output: str, status: Status, detail: str
 ) -> None:
-    result = quality.outcome("backend", AUDIT_CHECK, returncode, output, 1.5)
+    result = outcome("backend", AUDIT_CHECK, returncode, output, 1.5)
     assert (result.status, result.detail) == (status, detail)
     assert result.name == "backend: govulncheck"
     assert result.duration == 1.5
@@ -146,28 +166,28 @@ def test_audit_exit_codes_follow_the_contract(
 
 
 def test_gofmt_fails_on_any_output_even_with_exit_zero() -> None:
-    result = quality.outcome("backend", GOFMT, 0, GOFMT_OUTPUT, 0.1)
+    result = outcome("backend", GOFMT, 0, GOFMT_OUTPUT, 0.1)
     assert result.status is Status.FAILED
     assert result.detail == "gofmt lists 2 file(s): handlers.go, store.go"
     assert "store.go" in result.output
 
 
 def test_gofmt_passes_on_no_output() -> None:
-    assert quality.outcome("backend", GOFMT, 0, "\n", 0.1).status is Status.PASSED
+    assert outcome("backend", GOFMT, 0, "\n", 0.1).status is Status.PASSED
 
 
 def test_a_timeout_fails_and_says_so() -> None:
     check = Check("go test", ("go", "test", "./..."), TEST, timeout=30)
-    result = quality.outcome("backend", check, 124, "=== RUN TestSlow\n", 30.2, timed_out=True)
+    result = outcome("backend", check, 124, "=== RUN TestSlow\n", 30.2, timed_out=True)
     assert (result.status, result.detail) == (Status.FAILED, "timed out after 30s")
 
 
 def test_a_failure_keeps_only_the_tail_of_the_output() -> None:
     check = Check("pytest", ("pytest",), TEST)
     output = "\n".join(f"line {n}" for n in range(200))
-    result = quality.outcome("monitor", check, 1, output, 3.0)
+    result = outcome("monitor", check, 1, output, 3.0)
     kept = result.output.splitlines()
-    assert len(kept) == quality.OUTPUT_TAIL_LINES and kept[-1] == "line 199"
+    assert len(kept) == OUTPUT_TAIL_LINES and kept[-1] == "line 199"
     assert result.detail == "exit 1: line 199"
 
 
@@ -179,9 +199,9 @@ ERROR: In --require-hashes mode, all requirements must have their versions pinne
 
 def test_a_failed_check_says_why_in_its_row_not_only_its_exit_code() -> None:
     check = Check("pip install", ("pip", "install"), SETUP)
-    result = quality.outcome("monitor", check, 1, PIP_23_REFUSAL, 3.0)
+    result = outcome("monitor", check, 1, PIP_23_REFUSAL, 3.0)
     assert result.detail.startswith("exit 1: ERROR: In --require-hashes mode, all requirements")
-    assert len(result.detail) <= len("exit 1: ") + quality.DETAIL_LIMIT
+    assert len(result.detail) <= len("exit 1: ") + DETAIL_LIMIT
     assert "coverage[toml]" in result.output
 
 
@@ -193,11 +213,11 @@ def test_a_failed_check_says_why_in_its_row_not_only_its_exit_code() -> None:
         ("building\nnpm error code ERESOLVE\nnpm error peer dep\n", "npm error code ERESOLVE"),
         ("ok 1\nok 2\nsomething odd\n", "something odd"),
         ("E: Unable to locate package redis-server\n", "E: Unable to locate package redis-server"),
-        ("x" * 500, "x" * (quality.DETAIL_LIMIT - 1) + "…"),
+        ("x" * 500, "x" * (DETAIL_LIMIT - 1) + "…"),
     ],
 )
 def test_last_error_line_picks_the_line_that_says_why(output: str, line: str) -> None:
-    assert quality.last_error_line(output) == line
+    assert last_error_line(output) == line
 
 
 # -- statuses and summary -----------------------------------------------------------------
@@ -224,7 +244,7 @@ P, F, U, S = Status.PASSED, Status.FAILED, Status.UNVERIFIED, Status.SKIPPED
     ],
 )
 def test_stage_status(statuses: Sequence[Status], strict: bool, expected: Status) -> None:
-    assert quality.stage_status(_results(*statuses), strict=strict) is expected
+    assert stage_status(_results(*statuses), strict=strict) is expected
 
 
 @pytest.mark.parametrize(
@@ -238,7 +258,7 @@ def test_stage_status(statuses: Sequence[Status], strict: bool, expected: Status
     ],
 )
 def test_strict_is_the_default_in_ci(environ: dict[str, str], strict: bool) -> None:
-    assert quality.strict_default(environ) is strict
+    assert strict_default(environ) is strict
 
 
 def test_summary_names_what_failed_and_what_is_unverified() -> None:
@@ -251,28 +271,28 @@ def test_summary_names_what_failed_and_what_is_unverified() -> None:
         ],
     }
     assert (
-        quality.summarize(by_service, strict=False)
+        summarize(by_service, strict=False)
         == "backend ✓ monitor ✓ frontend ? (npm audit unverified)"
     )
-    assert quality.summarize(by_service, strict=True).endswith(
+    assert summarize(by_service, strict=True).endswith(
         " — strict: unverified audits fail the stage"
     )
     by_service["monitor"] = [CheckResult("monitor: pytest", F), CheckResult("monitor: black", F)]
-    assert quality.summarize(by_service, strict=False).startswith(
+    assert summarize(by_service, strict=False).startswith(
         "backend ✓ monitor ✗ (pytest, black failed) frontend ?"
     )
 
 
 def test_select_checks_keeps_table_order_and_refuses_unknown_names() -> None:
-    selected = quality.select_checks(["frontend", "backend"], {"npm audit", "gofmt", "go test"})
+    selected = select_checks(["frontend", "backend"], {"npm audit", "gofmt", "go test"})
     assert list(selected) == ["frontend", "backend"]
     assert [c.name for c in selected["backend"]] == ["gofmt", "go test"]
     assert [c.name for c in selected["frontend"]] == ["npm audit"]
-    assert quality.select_checks(["monitor"], None)["monitor"] == CHECKS["monitor"]
+    assert select_checks(["monitor"], None)["monitor"] == CHECKS["monitor"]
     with pytest.raises(LabError, match="unknown service"):
-        quality.select_checks(["database"], None)
+        select_checks(["database"], None)
     with pytest.raises(LabError, match="unknown check"):
-        quality.select_checks(["backend"], {"pylint"})
+        select_checks(["backend"], {"pylint"})
 
 
 # -- docker runner helpers (pure) ---------------------------------------------------------
@@ -291,7 +311,7 @@ def test_source_archive_leaves_build_outputs_out_and_is_owned_by_root(tmp_path: 
     ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("x")
-    data = quality.source_archive(tmp_path)
+    data = toolchains.source_archive(tmp_path)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         members = archive.getmembers()
     files = sorted(m.name for m in members if m.isfile())
@@ -302,7 +322,7 @@ def test_source_archive_leaves_build_outputs_out_and_is_owned_by_root(tmp_path: 
 def test_file_archive_places_one_file_at_an_absolute_path(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.crt"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    with tarfile.open(fileobj=io.BytesIO(quality.file_archive(bundle, "/etc/ssl/ca.crt"))) as t:
+    with tarfile.open(fileobj=io.BytesIO(toolchains.file_archive(bundle, "/etc/ssl/ca.crt"))) as t:
         (member,) = t.getmembers()
         assert member.name == "etc/ssl/ca.crt"
         extracted = t.extractfile(member)
@@ -310,7 +330,7 @@ def test_file_archive_places_one_file_at_an_absolute_path(tmp_path: Path) -> Non
 
 
 def test_derived_toolchain_recipe_installs_the_debian_packages() -> None:
-    recipe = quality.derived_dockerfile(("redis-server",))
+    recipe = toolchains.derived_dockerfile(("redis-server",))
     assert recipe.startswith("ARG BASE\nFROM ${BASE}\n")
     assert "apt-get install -y --no-install-recommends redis-server" in recipe
 
@@ -318,7 +338,7 @@ def test_derived_toolchain_recipe_installs_the_debian_packages() -> None:
 def test_host_ca_bundle_prefers_ssl_cert_file(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("x")
-    assert quality.host_ca_bundle({"SSL_CERT_FILE": str(bundle)}) == bundle
+    assert toolchains.host_ca_bundle({"SSL_CERT_FILE": str(bundle)}) == bundle
 
 
 # -- the ordered runner, on real processes ------------------------------------------------
@@ -394,10 +414,10 @@ def test_unknown_runner_is_refused() -> None:
 
 
 def test_offline_every_check_runs_from_local_caches_only() -> None:
-    selected = quality.offline_checks(quality.select_checks(quality.ALL, None))
+    selected = offline_checks(select_checks(ALL, None))
     for service, checks in selected.items():
-        assert [c.name for c in checks] == [c.name for c in quality.CHECKS[service]]
+        assert [c.name for c in checks] == [c.name for c in CHECKS[service]]
         for check in checks:
-            assert dict(check.env).items() >= quality.OFFLINE_ENV.items(), check
+            assert dict(check.env).items() >= OFFLINE_ENV.items(), check
     pip = next(c for c in selected["monitor"] if c.name == "pip install")
     assert pip.env["PIP_ROOT_USER_ACTION"] == "ignore"  # the check's own settings stay

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, tools
+from lab import cli, config, downloads, tools
+from lab.downloads import Download, Platform
 from lab.errors import LabError
-from lab.tools import Download, Installed, Platform
+from lab.tools import Installed
 from lab.ui import UI
 
 PINNED = config.Config()  # kind v0.32.0, istio 1.30.0, kubectl v1.36.1, kustomize v5.8.1
@@ -59,7 +60,7 @@ def test_plan_names_the_published_files_for_each_platform(
     os_name: str, arch: str, kind: str, istioctl: str, kustomize: str
 ) -> None:
     kubectl = f"{os_name}/{arch}"
-    assert tools.plan_downloads(PINNED, Platform(os_name, arch)) == (
+    assert downloads.plan_downloads(PINNED, Platform(os_name, arch)) == (
         Download("kind", "v0.32.0", f"{KIND}/{kind}", f"{KIND}/{kind}.sha256sum", kind),
         Download(
             "istioctl",
@@ -92,7 +93,7 @@ def test_plan_follows_the_pinned_versions() -> None:
         {"kind_version": "v0.99.1", "istio_version": "1.31.2", "kustomize_version": "v5.9.0"},
         environ={},
     )
-    kind, istioctl, _, kustomize = tools.plan_downloads(pinned, Platform("linux", "amd64"))
+    kind, istioctl, _, kustomize = downloads.plan_downloads(pinned, Platform("linux", "amd64"))
     assert kind.url == "https://kind.sigs.k8s.io/dl/v0.99.1/kind-linux-amd64"
     assert istioctl.url.endswith("/1.31.2/istioctl-1.31.2-linux-amd64.tar.gz")
     assert kustomize.url.endswith("/kustomize%2Fv5.9.0/kustomize_v5.9.0_linux_amd64.tar.gz")
@@ -101,7 +102,7 @@ def test_plan_follows_the_pinned_versions() -> None:
 
 
 def test_plan_with_a_mirror_keeps_each_tools_layout_under_its_name() -> None:
-    plans = tools.plan_downloads(
+    plans = downloads.plan_downloads(
         PINNED, Platform("linux", "arm64"), mirror="http://10.0.0.5:8000/lab-tools/"
     )
     assert [(plan.url, plan.checksum_url) for plan in plans] == [
@@ -127,7 +128,7 @@ def test_plan_with_a_mirror_keeps_each_tools_layout_under_its_name() -> None:
 @pytest.mark.parametrize("mirror", ["ftp://mirror/tools", "mirror.local/tools", ""])
 def test_plan_refuses_a_mirror_that_is_not_an_http_url(mirror: str) -> None:
     with pytest.raises(LabError, match="not an http"):
-        tools.plan_downloads(PINNED, Platform("linux", "amd64"), mirror=mirror)
+        downloads.plan_downloads(PINNED, Platform("linux", "amd64"), mirror=mirror)
 
 
 @pytest.mark.parametrize(
@@ -141,13 +142,13 @@ def test_plan_refuses_a_mirror_that_is_not_an_http_url(mirror: str) -> None:
     ],
 )
 def test_detect_platform_maps_machine_names(system: str, machine: str, expected: Platform) -> None:
-    assert tools.detect_platform(system, machine) == expected
+    assert downloads.detect_platform(system, machine) == expected
 
 
 @pytest.mark.parametrize(("system", "machine"), [("Windows", "AMD64"), ("Linux", "armv7l")])
 def test_detect_platform_refuses_what_has_no_downloads(system: str, machine: str) -> None:
     with pytest.raises(LabError, match=f"no downloads for {system}/{machine}") as caught:
-        tools.detect_platform(system, machine)
+        downloads.detect_platform(system, machine)
     assert caught.value.hint and "PATH" in caught.value.hint
 
 
@@ -184,7 +185,7 @@ KUSTOMIZE_CHECKSUMS = "".join(
     ],
 )
 def test_parse_checksum_reads_published_formats(text: str, file_name: str) -> None:
-    assert tools.parse_checksum(text, file_name) == DIGEST
+    assert downloads.parse_checksum(text, file_name) == DIGEST
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_parse_checksum_reads_published_formats(text: str, file_name: str) -> No
 )
 def test_parse_checksum_refuses_anything_else(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        tools.parse_checksum(text, "kind-linux-amd64")
+        downloads.parse_checksum(text, "kind-linux-amd64")
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
@@ -227,7 +228,7 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tar
 def test_unsafe_member_names_what_escapes_the_archive(
     info: tarfile.TarInfo, problem: str | None
 ) -> None:
-    found = tools.unsafe_member(info)
+    found = downloads.unsafe_member(info)
     assert found is None if problem is None else found is not None and problem in found
 
 
@@ -247,7 +248,7 @@ def _tar_gz(path: Path, *members: tuple[tarfile.TarInfo, bytes]) -> Path:
 def test_extract_member_copies_the_binary_and_returns_its_digest(tmp_path: Path) -> None:
     archive = _tar_gz(tmp_path / "a.tar.gz", (_member("istioctl"), b"#!/bin/sh\necho 1.30.0\n"))
     out = io.BytesIO()
-    digest = tools.extract_member(archive, "istioctl", out, plan=ARCHIVE_PLAN)
+    digest = downloads.extract_member(archive, "istioctl", out, plan=ARCHIVE_PLAN)
     assert out.getvalue() == b"#!/bin/sh\necho 1.30.0\n"
     assert digest == hashlib.sha256(out.getvalue()).hexdigest()
 
@@ -260,7 +261,7 @@ def test_extract_member_refuses_an_archive_with_a_traversal_member(tmp_path: Pat
     )
     out = io.BytesIO()
     with pytest.raises(LabError, match=r"refusing the istioctl archive .*'\.\./\.\./\.bashrc'"):
-        tools.extract_member(archive, "istioctl", out, plan=ARCHIVE_PLAN)
+        downloads.extract_member(archive, "istioctl", out, plan=ARCHIVE_PLAN)
     assert out.getvalue() == b""
     assert not (tmp_path.parent / ".bashrc").exists()
 
@@ -278,14 +279,14 @@ def test_extract_member_wants_exactly_one_regular_file(
 ) -> None:
     archive = _tar_gz(tmp_path / "a.tar.gz", *members)
     with pytest.raises(LabError, match=problem):
-        tools.extract_member(archive, "istioctl", io.BytesIO(), plan=ARCHIVE_PLAN)
+        downloads.extract_member(archive, "istioctl", io.BytesIO(), plan=ARCHIVE_PLAN)
 
 
 def test_extract_member_refuses_what_is_not_a_tar_gz(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(b"<html>rate limited</html>")
     with pytest.raises(LabError, match="cannot unpack the istioctl archive"):
-        tools.extract_member(archive, "istioctl", io.BytesIO(), plan=ARCHIVE_PLAN)
+        downloads.extract_member(archive, "istioctl", io.BytesIO(), plan=ARCHIVE_PLAN)
 
 
 def test_versions_file_round_trips_and_a_corrupt_one_counts_as_empty(tmp_path: Path) -> None:
@@ -300,7 +301,7 @@ def test_versions_file_round_trips_and_a_corrupt_one_counts_as_empty(tmp_path: P
 
 
 def test_is_installed_wants_the_pinned_version_and_the_recorded_digest(tmp_path: Path) -> None:
-    plan = tools.plan_downloads(PINNED, Platform("linux", "amd64"))[0]
+    plan = downloads.plan_downloads(PINNED, Platform("linux", "amd64"))[0]
     binary = tmp_path / "kind"
     binary.write_bytes(b"kind binary")
     binary.chmod(0o755)

@@ -91,7 +91,7 @@ def test_a_tag_made_by_hand_under_checkpoint_is_listed_without_details(
     with open_checkout(repo.remote) as checkout:  # a lightweight tag, by hand
         main = gitops.fetch_main(checkout)
         checkout.git("tag", "checkpoint/by-hand", main)
-        checkout.git("push", "origin", "refs/tags/checkpoint/by-hand", mutates=True)
+        checkout.git("push", "origin", "refs/tags/checkpoint/by-hand")
 
     listed = {p.name: p for p in checkpoints.list_checkpoints(repo.remote)}
 
