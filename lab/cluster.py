@@ -400,7 +400,16 @@ def _stale_hosts_files(
         raise LabError(f"kind lists no nodes for cluster {config.cluster_name}")
     stale = []
     for name in nodes:
-        node = client.containers.get(name)
+        try:
+            node = client.containers.get(name)
+        except engine.ERRORS as error:
+            raise LabError(
+                f"kind lists node {name!r} of cluster {config.cluster_name}, "
+                "but Docker has no such container",
+                hint="see `kind get nodes` and `docker ps`; `invoke lab.up --recreate` "
+                "makes the cluster again",
+                output_tail=str(error),
+            ) from error
         for host, content in wanted.items():
             current = node.exec_run(["cat", f"{CERTS_DIR}/{host}/hosts.toml"])
             if current.exit_code != 0 or current.output.decode() != content:

@@ -1,11 +1,17 @@
-"""The Docker Engine, through the docker SDK: reachability, capacity, lab-owned objects."""
+"""The Docker Engine, through the docker SDK: reachability, capacity, lab-owned objects.
+
+Every client lab uses is made by `client()`, which also makes each of its API calls
+visible: at -v, one line per call (`on_call`), the way `lab.proc` shows each command;
+in the log always. `ERRORS` is what any of them raises when the daemon refuses.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +19,12 @@ from typing import Any
 import docker
 import docker.errors
 import docker.tls
+import requests
 import requests.exceptions
 
 from lab.errors import LabError
+
+log = logging.getLogger("lab.engine")
 
 # Every container, network and volume the lab creates carries this label, so teardown can
 # find (and prove the absence of) everything that is ours.
@@ -26,6 +35,21 @@ CONNECT_TIMEOUT = 10
 # catches this one tuple and turns it into a LabError saying what it was doing.
 ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+_listeners: list[Callable[[str], None]] = []
+
+
+def on_call(listener: Callable[[str], None]) -> None:
+    """Call `listener` with a line per Docker API call (method, path, status), for `-v`."""
+    _listeners.append(listener)
+
+
+def _echo(response: requests.Response, *_: Any, **__: Any) -> None:
+    request = response.request
+    line = f"docker {request.method} {request.path_url} → {response.status_code}"
+    log.debug("%s", line)
+    for listener in _listeners:
+        listener(line)
 
 
 @dataclass(frozen=True)
@@ -122,6 +146,7 @@ def client() -> docker.DockerClient:
                 timeout=CONNECT_TIMEOUT,
                 use_ssh_client=where.host.startswith("ssh://"),
             )
+        engine.api.hooks["response"].append(_echo)  # requests' own hook: every call
         engine.ping()
     except ERRORS as error:
         raise unreachable(error, where) from error

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -30,7 +31,7 @@ from rich.progress import (
 from rich.status import Status as RichStatus
 from rich.table import Table
 
-from lab import proc
+from lab import engine, proc
 
 log = logging.getLogger("lab")
 
@@ -74,6 +75,7 @@ class UI:
         self._status_title = ""
         if verbosity >= 1:
             proc.on_command(self.command)
+            engine.on_call(self.call)
 
     def step_started(self, title: str) -> None:
         """The start line; on a terminal, also a live status line (spinner, what we
@@ -111,6 +113,11 @@ class UI:
         """Shown at -v: the command about to run."""
         if self.verbosity >= 1:
             self.console.print(f"  [dim]$ {pasteable}[/dim]", markup=True)
+
+    def call(self, line: str) -> None:
+        """Shown at -v: a Docker API call lab made, and its answer."""
+        if self.verbosity >= 1:
+            self.console.print(f"  [dim]{escape(line)}[/dim]", markup=True, highlight=False)
 
     def output(self, text: str) -> None:
         """Shown at -vv: a tool's raw output."""

@@ -7,6 +7,7 @@ records each request and answers push and pull with streams as the Engine writes
 
 from __future__ import annotations
 
+import io
 import json
 import socketserver
 import threading
@@ -19,6 +20,7 @@ import pytest
 
 from lab import distribution, engine
 from lab.errors import LabError
+from lab.ui import UI
 
 DIGEST = "sha256:" + "5" * 64
 
@@ -38,6 +40,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append(("GET", self.path, dict(self.headers)))
+        path = self.path.split("?")[0]
+        if path.endswith("/_ping"):
+            self._answer(b"OK", "text/plain")
+        elif path.endswith("/version"):
+            self._answer(json.dumps({"ApiVersion": "1.41", "Version": "20.10"}).encode())
+        else:
+            self.send_error(404)
+
+    def _answer(self, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         self.server.requests.append(("POST", self.path, dict(self.headers)))
@@ -111,3 +130,17 @@ def test_a_refused_pull_reports_the_registry_s_own_words(
         engine.pull(client, "redis:7-bookworm")
     assert "toomanyrequests: You have reached your pull rate limit" in caught.value.message
     assert "docker login" in (caught.value.hint or "")
+
+
+def test_at_v_each_docker_api_call_is_shown_with_its_answer(
+    fake_engine: tuple[_Engine, docker.DockerClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = fake_engine
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{server.server_address}")
+    out = io.StringIO()
+    UI(verbosity=1, stream=out)  # as `invoke <task> -v` makes it
+    client = engine.client()
+    distribution.push_one(client, "smoke", "localhost:5001/lab/smoke", "abc")
+    calls = [line.strip().replace("/v1.41", "") for line in out.getvalue().splitlines()]
+    assert "docker GET /_ping → 200" in calls
+    assert "docker POST /images/localhost:5001/lab/smoke/push?tag=abc → 200" in calls
