@@ -29,13 +29,10 @@ import json
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import docker.errors
 
 from lab import doctor, engine
 from lab.config import Config
@@ -51,21 +48,7 @@ TRANSFER_TIMEOUT = 3600
 
 
 def transfer_client() -> Any:
-    client = engine.client()
-    client.api.timeout = TRANSFER_TIMEOUT
-    return client
-
-
-@contextmanager
-def docker_errors(what: str) -> Iterator[None]:
-    """Docker's errors while saving or loading, as one clear error."""
-    try:
-        yield
-    except engine.ERRORS as error:
-        raise LabError(
-            f"Docker could not {what}: {str(error).splitlines()[0] if str(error) else error!r}",
-            hint="is Docker Engine up and its disk not full? (`docker system df`)",
-        ) from error
+    return engine.client(read_timeout=TRANSFER_TIMEOUT)
 
 
 Progress = Callable[[str, int, int], None]  # (what, bytes done, bytes in all)
@@ -188,7 +171,7 @@ def host_platform() -> str:
 def engine_platform(client: Any) -> str:
     """The Docker engine's OS and CPU (`linux/arm64` on Docker Desktop for Apple
     silicon): the images' platform."""
-    with docker_errors("say its platform"):
+    with engine.doing("say its platform"):
         version = client.version()
     return f"{version.get('Os', '?')}/{version.get('Arch', '?')}"
 
@@ -203,14 +186,6 @@ def mismatches(made_for: dict[str, str], ours: dict[str, str]) -> list[str]:
 
 
 # -- shared by making and loading --------------------------------------------------------
-
-
-def has_image(client: Any, reference: str) -> bool:
-    try:
-        client.images.get(reference)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
 
 
 def file_sha256(path: Path) -> str:

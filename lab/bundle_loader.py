@@ -36,10 +36,8 @@ from lab.bundle import (
     Manifest,
     Progress,
     describe_size,
-    docker_errors,
     engine_platform,
     file_sha256,
-    has_image,
     mismatches,
     pins,
     transfer_client,
@@ -106,7 +104,9 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
     # A member is read out only when an item needs its bytes: an image Docker already
     # has (only its registry copy is missing) is pushed, not loaded again.
     read_out = {
-        i.member: i for i in needed if not (i.kind == "image" and has_image(client, i.image_id))
+        i.member: i
+        for i in needed
+        if not (i.kind == "image" and engine.has_image(client, i.image_id))
     }
     staging_dir = config.state_path / "bundle-staging"  # not beside a bundle on a USB stick
     with _verified(path, manifest, read_out, progress, staging_dir) as staged:
@@ -239,7 +239,7 @@ def _copy_hashing(
 
 def _present(client: Any, config: Config, item: Item) -> bool:
     if item.kind == "image":
-        if not has_image(client, item.image_id):
+        if not engine.has_image(client, item.image_id):
             return False
         return item.role == "docker" or _in_registry(config, item)
     if item.kind == "tool":
@@ -255,9 +255,9 @@ def _apply(client: Any, config: Config, item: Item, staged: Path | None) -> None
     """Put one verified item in place; `staged` is its bytes (None: Docker has the image)."""
     if item.kind == "image":
         if staged is not None:
-            with open(staged, "rb") as handle, docker_errors(f"load {item.name}"):
+            with open(staged, "rb") as handle, engine.doing(f"load {item.name}"):
                 client.images.load(handle)
-        if not has_image(client, item.image_id):
+        if not engine.has_image(client, item.image_id):
             raise LabError(f"loading {item.name} gave no image {item.image_id[:19]}")
         if "@" not in item.name:  # a digest reference cannot be a tag; recorded by ID
             tag_as(client, item.image_id, item.name)
@@ -292,7 +292,7 @@ def tag_as(client: Any, image_id: str, reference: str) -> None:
 
 def _load_trivy_db(client: Any, config: Config, staged: Path) -> None:
     scan.ensure_cache_volume(client, config)  # labelled: lab.down removes it
-    with docker_errors("write Trivy's database"):
+    with engine.doing("write Trivy's database"):
         _put_trivy_db(client, config, staged)
 
 
@@ -339,7 +339,7 @@ def node_image(config: Config) -> str:
     if not image_id:
         return config.kind_node_image
     client = engine.client()
-    if has_image(client, config.kind_node_image) or not has_image(client, image_id):
+    if engine.has_image(client, config.kind_node_image) or not engine.has_image(client, image_id):
         return config.kind_node_image
     return str(image_id)
 
@@ -352,7 +352,7 @@ def missing_offline(config: Config) -> list[str]:
     client = engine.client()
     missing = []
     for reference, image_id in record.get("images", {}).items():
-        if not has_image(client, image_id):
+        if not engine.has_image(client, image_id):
             missing.append(f"image {reference}")
     registry = cluster.registry_status(client, config)
     if not registry.running:

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import yaml
 
 from lab import __version__, argocd, doctor, engine, images, proc, scan
@@ -36,11 +35,9 @@ from lab.bundle import (
     Item,
     Manifest,
     Progress,
-    docker_errors,
     dockerfile_bases,
     engine_platform,
     file_sha256,
-    has_image,
     pins,
     transfer_client,
 )
@@ -116,7 +113,7 @@ def create(
     if wanted is None:
         wanted = wanted_images(config, install_manifest)
         toolchains = _toolchain_images(client, config)
-        toolchains += [(r, role) for r, role in seed_images(config) if has_image(client, r)]
+        toolchains += [(r, role) for r, role in seed_images(config) if engine.has_image(client, r)]
         toolchains += dependency_caches(client, config)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=output.parent))
     cleanup: list[Path] = []
@@ -187,7 +184,7 @@ def _save_images(
         image = found[reference]
         member = f"images/{number:02d}.tar"
         path = staging / member
-        with open(path, "wb") as out, docker_errors(f"save {reference}"):
+        with open(path, "wb") as out, engine.doing(f"save {reference}"):
             for chunk in image.save(chunk_size=CHUNK, named=_saveable_name(image, reference)):
                 out.write(chunk)
         items.append(Item("image", reference, member, file_sha256(path), path.stat().st_size,
@@ -223,15 +220,15 @@ def _toolchain_images(client: Any, config: Config) -> list[tuple[str, str]]:
 
 
 def _local_or_pulled(client: Any, reference: str, *, from_docker: bool) -> Any:
-    try:
-        return client.images.get(reference)
-    except docker.errors.ImageNotFound:
-        if from_docker:
-            raise LabError(
-                f"{reference} is not in the local Docker engine (--from-docker)",
-                hint="pull it, run `invoke lab.up` once on this machine, or leave out "
-                "--from-docker to pull what is missing",
-            ) from None
+    image = engine.find_image(client, reference)
+    if image is not None:
+        return image
+    if from_docker:
+        raise LabError(
+            f"{reference} is not in the local Docker engine (--from-docker)",
+            hint="pull it, run `invoke lab.up` once on this machine, or leave out "
+            "--from-docker to pull what is missing",
+        )
     return engine.pull(client, reference)
 
 
@@ -263,13 +260,11 @@ def _tool_item(spec: doctor.ToolSpec, config: Config, staging: Path) -> Item:
 
 def _save_trivy_db(client: Any, config: Config, staging: Path) -> Item | None:
     """Trivy's database from the scan cache volume, as a tar; None when there is none."""
-    try:
-        client.volumes.get(scan.CACHE_VOLUME)
-    except docker.errors.NotFound:
+    if engine.find_volume(client, scan.CACHE_VOLUME) is None:
         return None
     target = staging / "trivy" / "db.tar"
     target.parent.mkdir(parents=True, exist_ok=True)
-    with docker_errors("read Trivy's database"):
+    with engine.doing("read Trivy's database"):
         return _copy_trivy_db(client, config, target)
 
 

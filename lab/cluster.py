@@ -1,6 +1,6 @@
 """The kind cluster and the local image registry wired into it.
 
-Rendering the kind config is pure; the registry goes through the docker SDK; kind itself
+Rendering the kind config is pure; the registry goes through lab.engine; kind itself
 runs through `lab.proc`.
 """
 
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import docker
-import docker.errors
 import httpx
 import yaml
 
@@ -275,10 +273,9 @@ class RegistryStatus:
 NO_REGISTRY = RegistryStatus(False, False, False)
 
 
-def registry_status(client: docker.DockerClient, config: Config) -> RegistryStatus:
-    try:
-        container = client.containers.get(config.registry_name)
-    except docker.errors.NotFound:
+def registry_status(client: Any, config: Config) -> RegistryStatus:
+    container = engine.find_container(client, config.registry_name)
+    if container is None:
         return NO_REGISTRY
     networks = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
     return RegistryStatus(True, container.status == "running", KIND_NETWORK in networks)
@@ -297,12 +294,18 @@ def ensure_registry(config: Config, changes: Changes = MAKE) -> str:
     )
 
 
-def _start_registry(client: docker.DockerClient, config: Config, status: RegistryStatus) -> str:
+def _start_registry(client: Any, config: Config, status: RegistryStatus) -> str:
     if status.exists:
-        client.containers.get(config.registry_name).start()
+        with engine.doing(f"start the registry container {config.registry_name}"):
+            client.containers.get(config.registry_name).start()
         wait_until_serving(config)
         return "started"
-    try:
+    if not engine.has_image(client, config.registry_image):
+        engine.pull(client, config.registry_image)  # the registry's own words if refused
+    with engine.doing(
+        f"start the registry container {config.registry_name}",
+        hint=f"is port {config.registry_port} free? (`invoke lab.doctor`)",
+    ):
         client.containers.run(
             config.registry_image,
             name=config.registry_name,
@@ -312,18 +315,6 @@ def _start_registry(client: docker.DockerClient, config: Config, status: Registr
             volumes={f"{config.registry_name}-data": {"bind": "/var/lib/registry", "mode": "rw"}},
             labels={engine.LAB_LABEL: config.cluster_name},
         )
-    except docker.errors.ImageNotFound as error:
-        raise LabError(
-            f"cannot pull {config.registry_image}",
-            hint="check the machine reaches the container registry (proxy? offline?)",
-            output_tail=str(error),
-        ) from error
-    except docker.errors.APIError as error:
-        raise LabError(
-            f"cannot start the registry container {config.registry_name}",
-            hint=f"is port {config.registry_port} free? (`invoke lab.doctor`)",
-            output_tail=str(error),
-        ) from error
     wait_until_serving(config)
     return "created"
 
@@ -365,8 +356,9 @@ def connect_registry(config: Config, changes: Changes = MAKE) -> str:
     )
 
 
-def _join_kind_network(client: docker.DockerClient, config: Config) -> str:
-    client.networks.get(KIND_NETWORK).connect(config.registry_name)
+def _join_kind_network(client: Any, config: Config) -> str:
+    with engine.doing(f"connect {config.registry_name} to the {KIND_NETWORK} network"):
+        client.networks.get(KIND_NETWORK).connect(config.registry_name)
     return "joined the kind network"
 
 
@@ -392,7 +384,7 @@ def wire_nodes(config: Config, changes: Changes = MAKE) -> str:
 
 
 def _stale_hosts_files(
-    client: docker.DockerClient, config: Config, wanted: dict[str, str]
+    client: Any, config: Config, wanted: dict[str, str]
 ) -> list[tuple[str, str]]:
     """(node, registry host) of each hosts.toml that is missing or says otherwise."""
     nodes = node_names(config)
@@ -400,27 +392,27 @@ def _stale_hosts_files(
         raise LabError(f"kind lists no nodes for cluster {config.cluster_name}")
     stale = []
     for name in nodes:
-        try:
-            node = client.containers.get(name)
-        except engine.ERRORS as error:
+        node = engine.find_container(client, name)
+        if node is None:
             raise LabError(
                 f"kind lists node {name!r} of cluster {config.cluster_name}, "
                 "but Docker has no such container",
                 hint="see `kind get nodes` and `docker ps`; `invoke lab.up --recreate` "
                 "makes the cluster again",
-                output_tail=str(error),
-            ) from error
+            )
         for host, content in wanted.items():
-            current = node.exec_run(["cat", f"{CERTS_DIR}/{host}/hosts.toml"])
+            with engine.doing(f"read {host}'s hosts.toml on node {name}"):
+                current = node.exec_run(["cat", f"{CERTS_DIR}/{host}/hosts.toml"])
             if current.exit_code != 0 or current.output.decode() != content:
                 stale.append((name, host))
     return stale
 
 
 def _write_hosts_file(node: str, directory: str, content: str) -> None:
-    container = engine.client().containers.get(node)
-    container.exec_run(["mkdir", "-p", directory])
-    container.put_archive(directory, _tar_one("hosts.toml", content))
+    with engine.doing(f"write {directory}/hosts.toml on node {node}"):
+        container = engine.client().containers.get(node)
+        container.exec_run(["mkdir", "-p", directory])
+        container.put_archive(directory, _tar_one("hosts.toml", content))
 
 
 def _tar_one(name: str, content: str) -> bytes:

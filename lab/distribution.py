@@ -7,21 +7,20 @@ under which digest). A deploy pins the digests these return.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import docker
-import docker.errors
 import httpx
 
 from lab import cluster
 from lab.config import Config
 from lab.engine import ERRORS as DOCKER_ERRORS
-from lab.engine import unreachable as engine_error
+from lab.engine import has_image
 from lab.errors import LabError, tail
 from lab.images import REPOSITORY_PREFIX, BuiltImage
 
 
 def push_images(
-    engine: docker.DockerClient,
+    engine: Any,
     built: Sequence[BuiltImage],
 ) -> dict[str, str]:
     """Push every tag of every built image to its registry (the lab registry).
@@ -44,7 +43,7 @@ def push_images(
 NO_CREDENTIALS: dict[str, str] = {}
 
 
-def push_one(engine: docker.DockerClient, what: str, repository: str, tag: str) -> str | None:
+def push_one(engine: Any, what: str, repository: str, tag: str) -> str | None:
     """Push `repository:tag`; the digest the registry stored it under, when it said."""
     reference = f"{repository}:{tag}"
     digest = None
@@ -128,9 +127,7 @@ def _dialable(host: str) -> str:
     return f"127.0.0.1:{port}" if name == "localhost" else host
 
 
-def mirror_images(
-    engine: docker.DockerClient, config: Config, references: Sequence[str]
-) -> list[str]:
+def mirror_images(engine: Any, config: Config, references: Sequence[str]) -> list[str]:
     """Push local images into the lab registry under their mirror paths; returns those.
 
     The nodes' containerd then pulls `quay.io/argoproj/argocd:v3.6.1` from
@@ -138,7 +135,7 @@ def mirror_images(
     the seam for images that arrive without the internet: an offline bundle, or our CI's
     images built from source. Every reference must be present in the local engine.
     """
-    missing = [reference for reference in references if not _present(engine, reference)]
+    missing = [reference for reference in references if not has_image(engine, reference)]
     if missing:
         raise LabError(
             f"{len(missing)} image(s) to mirror are not in the local Docker engine: "
@@ -165,16 +162,6 @@ def _push_failure(what: str, reference: str, reason: str) -> LabError:
         f"reaches it at {reference.split('/', 1)[0]}",
         output_tail=tail(reason),
     )
-
-
-def _present(engine: docker.DockerClient, reference: str) -> bool:
-    try:
-        engine.images.get(reference)
-    except docker.errors.ImageNotFound:
-        return False
-    except DOCKER_ERRORS as error:
-        raise engine_error(error) from error
-    return True
 
 
 def _first_line(text: str) -> str:

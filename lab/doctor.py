@@ -225,7 +225,8 @@ def lab_published_ports(config: Config) -> dict[int, str]:
     is the lab's, whatever state.json says (a failed `lab.up`, `lab.down --keep-registry`).
     """
     try:
-        containers = engine.client().containers.list(all=False)
+        with engine.doing("list the running containers"):
+            containers = engine.client().containers.list(all=False)
     except LabError:
         return {}
     owned: dict[int, str] = {}

@@ -2,7 +2,10 @@
 
 Every client lab uses is made by `client()`, which also makes each of its API calls
 visible: at -v, one line per call (`on_call`), the way `lab.proc` shows each command;
-in the log always. `ERRORS` is what any of them raises when the daemon refuses.
+in the log always. This module is the one that imports docker-py: the rest of lab finds
+objects with `find_image`, `find_container` and `find_volume` (None when there is none),
+and turns Docker's errors into a LabError with `doing(what)`, the one translation.
+`ERRORS` is what any docker-py call raises when the daemon refuses.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +137,12 @@ class EngineInfo:
     operating_system: str
 
 
-def client() -> docker.DockerClient:
-    """A client for the daemon the docker CLI uses (`endpoint`), verified to answer."""
+def client(*, read_timeout: float = CONNECT_TIMEOUT) -> docker.DockerClient:
+    """A client for the daemon the docker CLI uses (`endpoint`), verified to answer.
+
+    `read_timeout` is for calls that answer only when done (docker save and load, an
+    exec that runs a check): the default is connect-sized.
+    """
     where = endpoint()
     try:
         if where.source == "DOCKER_HOST":
@@ -150,7 +158,117 @@ def client() -> docker.DockerClient:
         engine.ping()
     except ERRORS as error:
         raise unreachable(error, where) from error
+    engine.api.timeout = read_timeout
     return engine
+
+
+# -- the door: lookups that may find nothing, and one translation of Docker's errors
+
+DOCKER_HINT = "is Docker Engine up and its disk not full? (`invoke lab.doctor`, `docker system df`)"
+
+
+@contextmanager
+def doing(what: str, *, hint: str = DOCKER_HINT) -> Iterator[None]:
+    """Docker's errors inside the block as one LabError: `Docker could not <what>: ...`.
+
+    A daemon that stopped answering says so (`unreachable`); a refusal gives Docker's own
+    first line, and its whole text as the output tail.
+    """
+    try:
+        yield
+    except requests.exceptions.ConnectionError as error:
+        raise unreachable(error) from error
+    except ERRORS as error:
+        raise LabError(
+            f"Docker could not {what}: {_first_line(error)}",
+            hint=hint,
+            output_tail=str(error)[-2000:],
+        ) from error
+
+
+def find_image(engine: docker.DockerClient, reference: str) -> Any | None:
+    """The image `reference` names (a name, or an ID), or None if Docker has none."""
+    with doing(f"look up the image {reference}"):
+        try:
+            return engine.images.get(reference)
+        except docker.errors.NotFound:  # ImageNotFound, or a 404 in other words
+            return None
+
+
+def has_image(engine: docker.DockerClient, reference: str) -> bool:
+    return find_image(engine, reference) is not None
+
+
+def find_container(engine: docker.DockerClient, name: str) -> Any | None:
+    """The container called `name` (running or not), or None."""
+    with doing(f"look up the container {name}"):
+        try:
+            return engine.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
+
+def find_volume(engine: docker.DockerClient, name: str) -> Any | None:
+    with doing(f"look up the volume {name}"):
+        try:
+            return engine.volumes.get(name)
+        except docker.errors.NotFound:
+            return None
+
+
+def find_network(engine: docker.DockerClient, name: str) -> Any | None:
+    """The network called exactly `name`, or None (Docker's name filter is a substring)."""
+    with doing(f"look up the network {name}"):
+        found = engine.networks.list(names=[name])
+    return next((network for network in found if network.name == name), None)
+
+
+def ensure_volume(engine: docker.DockerClient, name: str, labels: Mapping[str, str]) -> Any:
+    """The volume `name`, made with `labels` if it is not there."""
+    volume = find_volume(engine, name)
+    if volume is not None:
+        return volume
+    with doing(f"create the volume {name}"):
+        return engine.volumes.create(name=name, labels=dict(labels))
+
+
+def remove_image(engine: docker.DockerClient, reference: str) -> bool:
+    """Untag (or remove) `reference`; False if Docker had no such image."""
+    with doing(f"remove the image {reference}"):
+        try:
+            engine.images.remove(reference)
+        except docker.errors.NotFound:
+            return False
+    return True
+
+
+def remove_volume(volume: Any) -> bool:
+    """Remove `volume` (even in use by a stopped container); False if already gone."""
+    with doing(f"remove the volume {volume.name}"):
+        try:
+            volume.remove(force=True)
+        except docker.errors.NotFound:
+            return False
+    return True
+
+
+def remove_network(network: Any) -> bool:
+    with doing(f"remove the network {network.name}"):
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            return False
+    return True
+
+
+def remove_container(container: Any) -> bool:
+    """Remove `container` and its anonymous volumes, stopped or not; False if already gone."""
+    with doing(f"remove the container {container.name}"):
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            return False
+    return True
 
 
 def _tls(where: Endpoint) -> docker.tls.TLSConfig | bool:

@@ -21,14 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import docker
-import docker.errors
+from typing import Any
 
 from lab import buildkit, proc
 from lab.config import Config
-from lab.engine import ERRORS as DOCKER_ERRORS
-from lab.engine import unreachable as engine_error
+from lab.engine import find_image
 from lab.errors import LabError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +238,7 @@ def plan_builds(
 
 
 def build_images(
-    engine: docker.DockerClient,
+    engine: Any,
     plans: Sequence[BuildPlan],
     *,
     workers: int = DEFAULT_WORKERS,
@@ -307,7 +304,7 @@ def build_images(
 
 
 def build_image(
-    engine: docker.DockerClient | None,
+    engine: Any,
     plan: BuildPlan,
     *,
     timeout: float = BUILD_TIMEOUT,
@@ -366,19 +363,15 @@ def build_image(
     )
 
 
-def _from_dependency_image(
-    engine: docker.DockerClient, plan: BuildPlan, repository: str
-) -> BuildPlan:
+def _from_dependency_image(engine: Any, plan: BuildPlan, repository: str) -> BuildPlan:
     """`plan`, started from its bundled dependency stage when there is one for this tree."""
     if plan.target is not None or plan.service not in DEPENDENCY_STAGES:
         return plan
     reference = cache_image(plan.service, repository)
-    try:
-        labels = engine.images.get(reference).labels or {}
-    except docker.errors.ImageNotFound:
+    image = find_image(engine, reference)
+    if image is None:
         return plan  # the build says what it lacked
-    except DOCKER_ERRORS as error:
-        raise engine_error(error) from error
+    labels = image.labels or {}
     if labels.get(DEPENDENCIES_LABEL) != dependencies_hash(plan.context, plan.service):
         files = ", ".join(DEPENDENCY_FILES[plan.service])
         raise LabError(

@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import docker
-import docker.errors
 import requests.exceptions
 
 from lab import engine
@@ -199,7 +197,7 @@ def database_note(metadata: str, now: datetime) -> str:
     return f"offline, with the Trivy database of {updated:%Y-%m-%d} ({days} day(s) old)"
 
 
-def _database_metadata(client: docker.DockerClient, scanner: str) -> str:
+def _database_metadata(client: Any, scanner: str) -> str:
     try:
         output = client.containers.run(
             scanner,
@@ -213,24 +211,20 @@ def _database_metadata(client: docker.DockerClient, scanner: str) -> str:
     return bytes(output).decode("utf-8", "replace")
 
 
-def ensure_cache_volume(client: docker.DockerClient, config: Config) -> None:
+def ensure_cache_volume(client: Any, config: Config) -> None:
     """Trivy's database cache, labelled so `lab.down` removes it with the rest."""
-    try:
-        client.volumes.get(CACHE_VOLUME)
-    except docker.errors.NotFound:
-        client.volumes.create(CACHE_VOLUME, labels={engine.LAB_LABEL: config.cluster_name})
+    engine.ensure_volume(client, CACHE_VOLUME, {engine.LAB_LABEL: config.cluster_name})
 
 
-def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckResult:
+def scanner_image(client: Any, config: Config) -> str | CheckResult:
     """The Trivy image to run, by digest: pinned in config, or recorded at first pull.
 
     A scanner that cannot be had is FAILED: no scan happened, and nothing may pass as
     if one had.
     """
     reference = config.trivy_image
-    try:
-        image = client.images.get(reference)
-    except docker.errors.ImageNotFound:
+    image = engine.find_image(client, reference)
+    if image is None:
         try:
             image = engine.pull(client, reference)
         except LabError as error:
@@ -244,7 +238,7 @@ def scanner_image(client: docker.DockerClient, config: Config) -> str | CheckRes
 
 
 def _run_trivy(
-    client: docker.DockerClient,
+    client: Any,
     scanner: str,
     command: list[str],
     timeout: float,
@@ -279,7 +273,7 @@ def _run_trivy(
 
 
 def _scan_one(
-    client: docker.DockerClient, scanner: str, image: str, *, offline: bool, config: Config
+    client: Any, scanner: str, image: str, *, offline: bool, config: Config
 ) -> tuple[CheckResult, list[Finding]]:
     command = trivy_command(image, offline=offline, insecure=needs_insecure(image))
     code, stdout, stderr = _run_trivy(client, scanner, command, SCAN_TIMEOUT + 60, config)

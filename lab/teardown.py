@@ -8,7 +8,6 @@ volumes, networks, kube context and state, then looks for each of them again
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,17 +183,17 @@ def remove_containers(down: Teardown) -> str:
     )
     remove = partial(_remove, down.changes)
     for name in found.containers:
-        remove(client.containers, name, lambda obj: obj.remove(force=True, v=True))
+        remove(name, partial(_remove_container, client, name))
     for name in found.volumes:
-        remove(client.volumes, name, lambda obj: obj.remove(force=True))
+        remove(name, partial(_remove_volume, client, name))
     for name in found.networks:
-        remove(client.networks, name, lambda obj: obj.remove())
+        remove(name, partial(_remove_network, client, name))
     if found.contexts:
         down.changes.run(
             ("kubectl", "config", "delete-context", config.kube_context), timeout=30, check=False
         )
     for tag in found.images:  # a tag at a time: an image another tag still names stays
-        remove(client.images, tag, partial(_untag, client, tag))
+        remove(tag, partial(engine.remove_image, client, tag))
     for path in found.files:
         down.changes.make(
             f"remove {path}", partial(shutil.rmtree, path, ignore_errors=True), planned=None
@@ -293,15 +292,25 @@ def kept(config: Config, *, keep_registry: bool, keep_images: bool) -> list[str]
     return lines
 
 
-def _untag(client: Any, tag: str, _image: Any) -> None:
-    client.images.remove(tag)
+def _remove(changes: Changes, name: str, action: Callable[[], object]) -> None:
+    # Each action takes an object gone since `leftovers` listed it as removed: what
+    # matters is that it is not there (`_verify` looks again).
+    changes.make(f"remove {name}", action, planned=None)
 
 
-def _remove(changes: Changes, collection: Any, name: str, action: Callable[[Any], None]) -> None:
-    import docker.errors
+def _remove_container(client: Any, name: str) -> None:
+    container = engine.find_container(client, name)
+    if container is not None:
+        engine.remove_container(container)
 
-    def remove() -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            action(collection.get(name))
 
-    changes.make(f"remove {name}", remove, planned=None)
+def _remove_volume(client: Any, name: str) -> None:
+    volume = engine.find_volume(client, name)
+    if volume is not None:
+        engine.remove_volume(volume)
+
+
+def _remove_network(client: Any, name: str) -> None:
+    network = engine.find_network(client, name)
+    if network is not None:
+        engine.remove_network(network)

@@ -48,9 +48,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import docker
-import docker.errors
-
 from lab import buildkit, engine, proc
 from lab.checks import CHECKS, SETUP, TEST, Check, outcome, report, run_in_order, skipped
 from lab.config import Config
@@ -132,11 +129,10 @@ class DockerRunner:
         self.config = config
         self.apps_dir = apps_dir
         self.cancelled = cancelled
-        self.engine = engine.client()
         # A check's `docker exec` answers only when it ends: the HTTP read timeout must
         # outlast the longest check (lab.engine's client uses a short connect-sized one).
         longest = max(c.timeout for checks in CHECKS.values() for c in checks)
-        self.engine.api.timeout = int(longest) + 120
+        self.engine = engine.client(read_timeout=int(longest) + 120)
         self._image_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._live: dict[str, Any] = {}  # running containers by name
@@ -147,8 +143,8 @@ class DockerRunner:
             live = list(self._live.values())
         for container in live:
             try:
-                container.remove(force=True, v=True)
-            except engine.ERRORS:
+                engine.remove_container(container)
+            except LabError:
                 log.warning("could not remove container %s", container.name)
 
     def run_service(self, service: str, checks: Sequence[Check]) -> list[CheckResult]:
@@ -216,11 +212,8 @@ class DockerRunner:
         with self._lock:
             lock = self._image_locks.setdefault(tag, threading.Lock())
         with lock:
-            try:
-                self.engine.images.get(tag)
+            if engine.has_image(self.engine, tag):
                 return tag
-            except docker.errors.ImageNotFound:
-                pass
             self.ui.progress(f"building {tag} ({image} + {' '.join(toolchain.packages)})")
             self._build(tag, image, recipe)
             self._remove_older(tag)
@@ -238,12 +231,9 @@ class DockerRunner:
             log.info("kept an older toolchain image: %s", error)
 
     def _base_image(self, reference: str) -> Any:
-        try:
-            return self.engine.images.get(reference)
-        except docker.errors.ImageNotFound:
-            pass
-        except engine.ERRORS as error:
-            raise engine.unreachable(error) from error
+        image = engine.find_image(self.engine, reference)
+        if image is not None:
+            return image
         self.ui.progress(f"pulling {reference}")
         try:
             return engine.pull(self.engine, reference)
@@ -282,10 +272,7 @@ class DockerRunner:
         name = f"{self.config.cluster_name}-quality-{suffix}"
         labels = {engine.LAB_LABEL: self.config.cluster_name}
         with self._lock:
-            try:
-                self.engine.volumes.get(name)
-            except docker.errors.NotFound:
-                self.engine.volumes.create(name=name, labels=labels)
+            engine.ensure_volume(self.engine, name, labels)
         return name
 
     def _cache_volumes(self, toolchain: Toolchain) -> dict[str, dict[str, str]]:
@@ -316,7 +303,7 @@ class DockerRunner:
                 }
             )
         name = f"{self.config.cluster_name}-quality-{label or service}-{uuid.uuid4().hex[:8]}"
-        try:
+        with engine.doing(f"create the {service} check container from {image}"):
             container = self.engine.containers.create(
                 image,
                 command=["sleep", "infinity"],
@@ -327,32 +314,21 @@ class DockerRunner:
                 working_dir=SOURCE_DIR,
                 detach=True,
             )
-        except engine.ERRORS as error:
-            raise LabError(
-                f"cannot create the {service} check container from {image}: {error}",
-                hint="check the Docker Engine (`invoke lab.doctor`)",
-            ) from error
         with self._lock:
             self._live[name] = container
         try:
-            container.put_archive("/", source_archive(self.apps_dir / service))
-            if bundle is not None:
-                container.put_archive("/", file_archive(bundle, CONTAINER_CA_BUNDLE))
-            container.start()
+            with engine.doing(f"start the {service} check container {name}"):
+                container.put_archive("/", source_archive(self.apps_dir / service))
+                if bundle is not None:
+                    container.put_archive("/", file_archive(bundle, CONTAINER_CA_BUNDLE))
+                container.start()
             yield container
-        except engine.ERRORS as error:
-            raise LabError(
-                f"the {service} check container failed: {error}",
-                hint="check the Docker Engine (`invoke lab.doctor`)",
-            ) from error
         finally:
             with self._lock:
                 self._live.pop(name, None)
             try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass  # removed on Ctrl-C already
-            except engine.ERRORS:
+                engine.remove_container(container)  # False: removed on Ctrl-C already
+            except LabError:
                 log.warning("could not remove container %s", name)
 
     def _exec(self, container: Any, service: str, check: Check) -> CheckResult:

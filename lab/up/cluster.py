@@ -55,5 +55,4 @@ def ensure_cluster(lab: Lab) -> str:
 
 
 def _kind_network_exists() -> bool:
-    found = engine.client().networks.list(names=[cluster.KIND_NETWORK])  # a substring match
-    return any(network.name == cluster.KIND_NETWORK for network in found)
+    return engine.find_network(engine.client(), cluster.KIND_NETWORK) is not None

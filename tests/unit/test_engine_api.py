@@ -48,8 +48,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(b"OK", "text/plain")
         elif path.endswith("/version"):
             self._answer(json.dumps({"ApiVersion": "1.41", "Version": "20.10"}).encode())
+        elif path.endswith("/images/present/json"):
+            self._answer(json.dumps({"Id": "sha256:" + "1" * 64, "RepoTags": ["present"]}).encode())
+        elif path.endswith("/containers/broken/json"):
+            self._refuse(500, "driver failed: input/output error")
         else:
-            self.send_error(404)
+            self._refuse(404, f"No such object: {path}")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """An error the way the Engine answers one: a JSON body with its message."""
+        body = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _answer(self, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(200)
@@ -144,3 +157,32 @@ def test_at_v_each_docker_api_call_is_shown_with_its_answer(
     calls = [line.strip().replace("/v1.41", "") for line in out.getvalue().splitlines()]
     assert "docker GET /_ping → 200" in calls
     assert "docker POST /images/localhost:5001/lab/smoke/push?tag=abc → 200" in calls
+
+
+def test_a_lookup_that_finds_nothing_is_none_and_one_that_finds_is_the_object(
+    fake_engine: tuple[_Engine, docker.DockerClient],
+) -> None:
+    _, client = fake_engine
+    assert engine.find_image(client, "absent:1") is None
+    assert engine.find_container(client, "absent") is None
+    found = engine.find_image(client, "present")
+    assert found is not None and found.id == "sha256:" + "1" * 64
+
+
+def test_a_refusal_becomes_one_error_with_docker_s_own_words(
+    fake_engine: tuple[_Engine, docker.DockerClient],
+) -> None:
+    _, client = fake_engine
+    with pytest.raises(LabError) as caught:
+        engine.find_container(client, "broken")
+    assert caught.value.message.startswith("Docker could not look up the container broken: ")
+    assert "driver failed: input/output error" in caught.value.message
+    assert caught.value.hint == engine.DOCKER_HINT
+
+
+def test_a_daemon_that_stops_answering_is_reported_as_unreachable(tmp_path: Path) -> None:
+    gone = tmp_path / "gone.sock"  # nobody listens here
+    client = docker.DockerClient(base_url=f"unix://{gone}", version="1.41", timeout=2)
+    with pytest.raises(LabError) as caught, engine.doing("list images"):
+        client.images.list()
+    assert caught.value.message.startswith("cannot reach the Docker daemon")
