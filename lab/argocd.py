@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from lab.changes import Changes
 from lab.config import Config
 from lab.errors import LabError
 from lab.wait import Observation
@@ -33,12 +34,35 @@ def install_url(config: Config) -> str:
     )
 
 
-def fetch_install_manifest(config: Config, cache_dir: Path) -> str:
+def install_manifest(config: Config, cache_dir: Path) -> str:
     """The pinned install.yaml, downloaded once into the lab's cache."""
-    path = cache_dir / f"argocd-{config.argocd_version}-install.yaml"
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
+    path = _manifest_path(config, cache_dir)
+    cached = _cached(path)
+    return cached if cached is not None else _download(install_url(config), path)
+
+
+def fetch_install_manifest(config: Config, cache_dir: Path, changes: Changes) -> str | None:
+    """`install_manifest` through `changes`: None from a plan that would download it."""
+    path = _manifest_path(config, cache_dir)
+    cached = _cached(path)
+    if cached is not None:
+        return cached
     url = install_url(config)
+    return changes.make(f"download {url} into {path}", lambda: _download(url, path), planned=None)
+
+
+def _manifest_path(config: Config, cache_dir: Path) -> Path:
+    return cache_dir / f"argocd-{config.argocd_version}-install.yaml"
+
+
+def _cached(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except OSError as error:
+        raise LabError(f"cannot read {path}: {error.strerror}", hint=f"remove {path}") from error
+
+
+def _download(url: str, path: Path) -> str:
     try:
         response = httpx.get(url, timeout=60, follow_redirects=True)
         response.raise_for_status()
@@ -48,7 +72,7 @@ def fetch_install_manifest(config: Config, cache_dir: Path) -> str:
             hint="check the internet connection (proxy?); the file is cached after one success",
             output_tail=str(error),
         ) from error
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(response.text, encoding="utf-8")
     return response.text
 

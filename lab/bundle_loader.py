@@ -42,6 +42,7 @@ from lab.bundle import (
     pins,
     transfer_client,
 )
+from lab.changes import MAKE
 from lab.config import Config
 from lab.errors import LabError
 
@@ -114,7 +115,7 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
         registry = False
         for item in needed:  # the `docker` images first: the registry's image is one
             if item.role in ("mirror", "registry") and not registry:
-                cluster.ensure_registry(config)
+                cluster.ensure_registry(config, MAKE)
                 registry = True
             source = staged / item.member if item.member in read_out else None
             if item.kind == "image" and item.member in loaded:

@@ -17,7 +17,7 @@ import httpx
 import yaml
 
 from lab import engine, proc, wait
-from lab.changes import MAKE, Changes
+from lab.changes import Changes
 from lab.config import Config
 from lab.errors import LabError
 
@@ -222,7 +222,7 @@ def cluster_exists(config: Config) -> bool:
     return config.cluster_name in parse_clusters(result.stdout)
 
 
-def create_cluster(config: Config, config_path: str, changes: Changes = MAKE) -> None:
+def create_cluster(config: Config, config_path: str, changes: Changes) -> None:
     changes.run(
         (
             "kind",
@@ -240,7 +240,7 @@ def create_cluster(config: Config, config_path: str, changes: Changes = MAKE) ->
     )
 
 
-def delete_cluster(config: Config, changes: Changes = MAKE) -> None:
+def delete_cluster(config: Config, changes: Changes) -> None:
     changes.run(
         ("kind", "delete", "cluster", "--name", config.cluster_name),
         timeout=config.cluster_timeout,
@@ -281,7 +281,7 @@ def registry_status(client: Any, config: Config) -> RegistryStatus:
     return RegistryStatus(True, container.status == "running", KIND_NETWORK in networks)
 
 
-def ensure_registry(config: Config, changes: Changes = MAKE) -> str:
+def ensure_registry(config: Config, changes: Changes) -> str:
     """Run the registry container; returns what was done."""
     status = changes.read(lambda: registry_status(engine.client(), config), absent=NO_REGISTRY)
     if status.running:
@@ -345,7 +345,7 @@ def wait_until_serving(config: Config, timeout: float = REGISTRY_START_TIMEOUT) 
     )
 
 
-def connect_registry(config: Config, changes: Changes = MAKE) -> str:
+def connect_registry(config: Config, changes: Changes) -> str:
     status = changes.read(lambda: registry_status(engine.client(), config), absent=NO_REGISTRY)
     if status.on_kind_network:
         return "already on the kind network"
@@ -362,7 +362,7 @@ def _join_kind_network(client: Any, config: Config) -> str:
     return "joined the kind network"
 
 
-def wire_nodes(config: Config, changes: Changes = MAKE) -> str:
+def wire_nodes(config: Config, changes: Changes) -> str:
     """Write containerd's hosts.toml files on each node: the lab registry and its mirrors.
 
     Idempotent; containerd reads a new hosts.toml without a restart. A plan for a
@@ -380,7 +380,7 @@ def wire_nodes(config: Config, changes: Changes = MAKE) -> str:
             partial(_write_hosts_file, name, directory, wanted[host]),
             planned=None,
         )
-    return f"wrote {len(stale)} hosts.toml file(s)" if stale else "already configured"
+    return changes.note(f"wrote {len(stale)} hosts.toml file(s)") if stale else "already configured"
 
 
 def _stale_hosts_files(

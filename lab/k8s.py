@@ -6,11 +6,13 @@ objects' dicts, tested on captured real objects; the API calls are thin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3.exceptions
+import yaml
 from kubernetes import client as kclient
 from kubernetes import config as kconfig
 from kubernetes.client.exceptions import ApiException
@@ -172,12 +174,13 @@ class Cluster:
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
         resource = self.resource(api_version, kind)
-        try:
-            found = resource.get(name=name, namespace=namespace)
-        except (NotFoundError, ApiException) as error:
-            if isinstance(error, ApiException) and error.status != 404:
-                raise LabError(f"cannot read {kind}/{name}: {error.reason}") from error
-            return None
+        with _answers(f"cannot read {kind}/{name}", self.context):
+            try:
+                found = resource.get(name=name, namespace=namespace)
+            except (NotFoundError, ApiException) as error:
+                if error.status != 404:
+                    raise
+                return None
         result: dict[str, Any] = found.to_dict()
         return result
 
@@ -204,7 +207,9 @@ class Cluster:
         self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[dict[str, Any]]:
         resource = self.resource(api_version, kind)
-        found = resource.get(namespace=namespace, label_selector=selector)
+        where = f" in {namespace}" if namespace else ""
+        with _answers(f"cannot list {kind}{where}", self.context):
+            found = resource.get(namespace=namespace, label_selector=selector)
         items: list[dict[str, Any]] = found.to_dict().get("items", [])
         return items
 
@@ -222,7 +227,8 @@ class Cluster:
     def last_probe_failure(self, namespace: str, deployment: str) -> str | None:
         """The newest probe failure Kubernetes recorded for the deployment's pods."""
         core = kclient.CoreV1Api(self._api())
-        found = core.list_namespaced_event(namespace, field_selector="reason=Unhealthy").items
+        with _answers(f"cannot list the events in {namespace}", self.context):
+            found = core.list_namespaced_event(namespace, field_selector="reason=Unhealthy").items
         mine = [
             e
             for e in found
@@ -285,11 +291,31 @@ def newest_pod(pods: Iterable[dict[str, Any]]) -> str | None:
     return str(ordered[-1]["metadata"]["name"]) if ordered else None
 
 
+@contextmanager
+def _answers(what: str, context: str) -> Iterator[None]:
+    """The API's refusals and a server gone away inside the block as one LabError."""
+    try:
+        yield
+    except ApiException as error:
+        raise LabError(
+            f"{what}: {error.reason}",
+            hint="the context's user lacks the right (`kubectl auth can-i`)"
+            if error.status == 403
+            else None,
+        ) from error
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise LabError(
+            f"{what}: the Kubernetes API of context {context} does not answer",
+            hint="is the cluster running? (`docker ps`, `invoke lab.status`)",
+            output_tail=str(error)[:500],
+        ) from error
+
+
 def connect(context: str, changes: Changes | None = None) -> Cluster:
     """An API connection to `context` from the user's kubeconfig, verified to answer."""
     try:
         api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
-    except (ConfigException, FileNotFoundError) as error:
+    except (ConfigException, OSError, yaml.YAMLError) as error:  # absent, unreadable, bad
         raise LabError(
             f"no kube context named {context}",
             hint="run `invoke lab.up`, or pass --context for your own cluster "

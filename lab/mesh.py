@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from lab.changes import MAKE, Changes
+from lab.changes import Changes
 from lab.config import Config
 
 ISTIO_NAMESPACE = "istio-system"
@@ -77,14 +77,20 @@ def istio_operator(config: Config) -> dict[str, Any]:
     }
 
 
-def write_operator(config: Config, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+def write_operator(config: Config, directory: Path, changes: Changes) -> Path:
+    """`istio-operator.yaml` in `directory`, for `install` (a plan names it, unwritten)."""
     path = directory / "istio-operator.yaml"
-    path.write_text(yaml.safe_dump(istio_operator(config), sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(istio_operator(config), sort_keys=False)
+    return changes.make(f"write {path}", lambda: _write(path, text), planned=path)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def install(config: Config, operator_file: Path, context: str, changes: Changes = MAKE) -> None:
+def install(config: Config, operator_file: Path, context: str, changes: Changes) -> None:
     changes.run(
         ("istioctl", "install", "-y", "--context", context, "-f", str(operator_file)),
         timeout=config.install_timeout,

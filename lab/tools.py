@@ -131,13 +131,8 @@ def install_tools(
         if plan.tool in wanted
     ]
     bin_dir = ctx.config.state_path / "bin"
-    try:
-        bin_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise LabError(
-            f"cannot create {bin_dir}: {error.strerror}",
-            hint="check the permissions of the state directory (setting state_dir)",
-        ) from error
+    if not bin_dir.is_dir():
+        runner.make(f"create {bin_dir}", partial(_make_bin_dir, bin_dir), planned=None)
     records = read_versions(bin_dir)
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     headers = {"User-Agent": f"lab/{__version__} (lab.tools)"}
@@ -154,7 +149,18 @@ def install_tools(
         runner.start(ctx.ui)
         steps.raise_first_failure(steps.run(installs, None, ctx.ui), context=False)
     runner.finish(ctx.ui)
-    ctx.ui.info(f"Tools are in {bin_dir}; lab uses them before any on PATH.")
+    if not runner.planned:
+        ctx.ui.info(f"Tools are in {bin_dir}; lab uses them before any on PATH.")
+
+
+def _make_bin_dir(bin_dir: Path) -> None:
+    try:
+        bin_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LabError(
+            f"cannot create {bin_dir}: {error.strerror}",
+            hint="check the permissions of the state directory (setting state_dir)",
+        ) from error
 
 
 def _selected(only: Sequence[str]) -> set[str]:
@@ -178,10 +184,9 @@ def _ensure_tool(
     client: httpx.Client,
     ui: UI,
     force: bool,
-    runner: changes.Changes = changes.MAKE,
+    runner: changes.Changes,
 ) -> str:
     """Install one tool unless it is already there; returns what was done."""
-    _remove_leftovers(bin_dir, plan.tool)
     if not force and is_installed(plan, bin_dir, records):
         return "already installed"
     return runner.make(
@@ -194,6 +199,7 @@ def _ensure_tool(
 def _install(
     plan: Download, bin_dir: Path, records: dict[str, Installed], client: httpx.Client, ui: UI
 ) -> str:
+    _remove_leftovers(bin_dir, plan.tool)  # of a download cut off before
     expected = _published_digest(client, plan)
     with _temporary(bin_dir, f".{plan.tool}-", ".download") as (artifact, artifact_path):
         actual, size = _download(client, plan, artifact, ui.progress)

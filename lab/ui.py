@@ -74,8 +74,7 @@ class UI:
         self._status: RichStatus | None = None
         self._status_title = ""
         if verbosity >= 1:
-            proc.on_command(self.command)
-            engine.on_call(self.call)
+            _show_through(self)
 
     def step_started(self, title: str) -> None:
         """The start line; on a terminal, also a live status line (spinner, what we
@@ -214,3 +213,15 @@ def _open_log(log_dir: Path, task: str) -> Path:
         old.close()
     root.addHandler(handler)
     return path
+
+
+# The UI that shows each command and Docker call at -v: the newest one, so the tasks of
+# one `invoke -v a b` (a UI each) show each line once, not once per UI made.
+_shown_by: list[UI] = []
+
+
+def _show_through(ui: UI) -> None:
+    if not _shown_by:
+        proc.on_command(lambda line: _shown_by[-1].command(line))
+        engine.on_call(lambda line: _shown_by[-1].call(line))
+    _shown_by[:] = [ui]

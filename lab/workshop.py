@@ -111,7 +111,7 @@ def bundle_create(ctx: Context, *, output: str | None, from_docker: bool) -> Non
     target = Path(output or f"lab-bundle-{__version__}.tar").resolve()
     if not target.parent.is_dir():
         raise LabError(f"{target.parent} is not a directory", hint="pass --output PATH/FILE.tar")
-    install = argocd.fetch_install_manifest(config, config.state_path / "cache")
+    install = argocd.install_manifest(config, config.state_path / "cache")
     made: list[bundle.Manifest] = []
 
     def write(_: None) -> str:

@@ -11,14 +11,10 @@ from lab.context import Lab
 
 def ensure_argocd(lab: Lab) -> str:
     config = lab.config
-    # The pinned manifest, downloaded once into the cache (a plan that cannot download
-    # it shows what lab adds to it).
-    objects: list[dict[str, Any]] = lab.changes.read(
-        lambda: argocd.install_objects(
-            argocd.fetch_install_manifest(config, config.state_path / "cache")
-        ),
-        absent=[],
-    )
+    # The pinned manifest, downloaded once into the cache (a plan that would download it
+    # lists the download and the waits, not each object).
+    manifest = argocd.fetch_install_manifest(config, config.state_path / "cache", lab.changes)
+    objects: list[dict[str, Any]] = [] if manifest is None else argocd.install_objects(manifest)
     crds, rest = k8s.split_crds(objects)
     apply = lab.cluster().apply
     for crd in crds:  # CRDs first, and established, before anything that uses them

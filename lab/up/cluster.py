@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +27,9 @@ def ensure_cluster(lab: Lab) -> str:
             )
             lab.state.byo = {"context": lab.context, **before}
             lab.save()
-        return f"skipped: using context {lab.context} (its objects before the lab: recorded)"
+        return lab.changes.note(
+            f"skipped: using context {lab.context} (its objects before the lab: recorded)"
+        )
     config = lab.config
     if kind_cluster_exists(lab):
         recorded = lab.state.cluster_settings
@@ -40,11 +44,9 @@ def ensure_cluster(lab: Lab) -> str:
         else:
             return "already exists"
     path = config.state_path / "kind-config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     node_image = lab.changes.read(lambda: bundle_loader.node_image(config), absent=None)
-    path.write_text(
-        yaml.safe_dump(cluster.kind_config(config, node_image), sort_keys=False), encoding="utf-8"
-    )
+    text = yaml.safe_dump(cluster.kind_config(config, node_image), sort_keys=False)
+    lab.changes.make(f"write {path}", partial(_write, path, text), planned=None)
     network_existed = lab.changes.read(_kind_network_exists, absent=False)
     cluster.create_cluster(config, str(path), lab.changes)
     if not network_existed:  # kind made it for us: lab.down removes it when unused
@@ -56,3 +58,8 @@ def ensure_cluster(lab: Lab) -> str:
 
 def _kind_network_exists() -> bool:
     return engine.find_network(engine.client(), cluster.KIND_NETWORK) is not None
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -41,4 +41,4 @@ def ensure_gitea(lab: Lab) -> str:
         )
     else:
         where = f"http://{config.bind_address}:{config.gitea_http_port}"
-    return f"Gitea {config.gitea_version} at {where}"
+    return lab.changes.note(f"Gitea {config.gitea_version} at {where}")

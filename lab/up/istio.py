@@ -18,7 +18,7 @@ def ensure_istio(lab: Lab) -> str:
     )
     if ready and lab.state.istio == lab.config.istio_version:
         return "already installed"
-    operator = mesh.write_operator(lab.config, lab.config.state_path)
+    operator = mesh.write_operator(lab.config, lab.config.state_path, lab.changes)
     mesh.install(lab.config, operator, lab.context, lab.changes)
     for name in mesh.control_plane(lab.config):
         lab.wait_for(

@@ -35,4 +35,4 @@ def ensure_app_secrets(lab: Lab) -> str:
                 "stringData": values,
             }
         )
-    return f"{APP_SECRET} in {', '.join(APP_NAMESPACES)}"
+    return lab.changes.note(f"{APP_SECRET} in {', '.join(APP_NAMESPACES)}")

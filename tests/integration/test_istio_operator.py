@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from lab import config, mesh, proc
+from lab.changes import MAKE
 from tests.support import manifest_checks
 
 pytestmark = pytest.mark.integration
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def _generate(tmp_path: Path, cfg: config.Config) -> str:
     istioctl = manifest_checks.istioctl_binary()  # fails naming .ci/tools/istioctl.sh when absent
-    operator = mesh.write_operator(cfg, tmp_path)
+    operator = mesh.write_operator(cfg, tmp_path, MAKE)
     return proc.run((istioctl, "manifest", "generate", "-f", str(operator)), timeout=120).stdout
 
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from lab import cluster, distribution, engine, proc
+from lab.changes import MAKE
 from lab.config import Config
 from tests.kind import tier
 
@@ -90,21 +91,21 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
     client = engine.client()
     try:
         if cluster.cluster_exists(config):  # left by an interrupted run
-            cluster.delete_cluster(config)
+            cluster.delete_cluster(config, MAKE)
         started = time.monotonic()
-        cluster.ensure_registry(config)
+        cluster.ensure_registry(config, MAKE)
         path = work / "kind.yaml"
         path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False))
-        cluster.create_cluster(config, str(path))
+        cluster.create_cluster(config, str(path), MAKE)
         print(f"kind create cluster (our node image) took {time.monotonic() - started:.0f}s")
-        cluster.connect_registry(config)
-        cluster.wire_nodes(config)
+        cluster.connect_registry(config, MAKE)
+        cluster.wire_nodes(config, MAKE)
         distribution.mirror_images(client, config, pinned_images(config))
         yield Tier1(art, config, kubeconfig)
     finally:
         try:
             if cluster.cluster_exists(config):
-                cluster.delete_cluster(config)
+                cluster.delete_cluster(config, MAKE)
             _remove_registry(client, config)
             _remove_kind_network_if_unused(client)
         finally:
@@ -250,7 +251,7 @@ def test_kind_delete_leaves_nothing(tier1: Tier1) -> None:
     client = docker.from_env()
     label = f"io.x-k8s.kind.cluster={NAME}"
     assert client.containers.list(all=True, filters={"label": label})
-    cluster.delete_cluster(tier1.config)
+    cluster.delete_cluster(tier1.config, MAKE)
 
     assert not cluster.cluster_exists(tier1.config)
     assert client.containers.list(all=True, filters={"label": label}) == []

@@ -85,3 +85,40 @@ def test_a_plan_says_what_it_is_and_lists_what_it_would_change() -> None:
     runner.finish(UI(stream=quiet))
     assert quiet.getvalue() == ""
     assert runner.diagnostics(lambda error: Path("bundle")) is not None
+
+
+def test_a_plan_names_the_files_it_would_write_and_writes_none(tmp_path: Path) -> None:
+    from lab import argocd, mesh
+    from lab.config import Config
+
+    plan = changes.for_options(dry_run=True)
+    config = Config(state_dir=str(tmp_path / "state"))
+    cache = tmp_path / "cache"
+    assert argocd.fetch_install_manifest(config, cache, plan) is None  # nothing fetched
+    operator = mesh.write_operator(config, tmp_path / "state", plan)
+    assert not cache.exists() and not operator.exists()
+    assert plan.planned == [
+        f"download {argocd.install_url(config)} into "
+        f"{cache / f'argocd-{config.argocd_version}-install.yaml'}",
+        f"write {operator}",
+    ]
+    (cache).mkdir()
+    (cache / f"argocd-{config.argocd_version}-install.yaml").write_text("kind: List\n")
+    assert argocd.fetch_install_manifest(config, cache, plan) == "kind: List\n"  # a read
+
+
+@pytest.mark.parametrize("kubeconfig", ["a directory", "not: [yaml"])
+def test_a_kubeconfig_lab_cannot_read_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kubeconfig: str
+) -> None:
+    from lab import k8s
+
+    path = tmp_path / "kubeconfig"
+    if kubeconfig == "a directory":
+        path.mkdir()
+    else:
+        path.write_text(kubeconfig)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    with pytest.raises(LabError) as caught:
+        k8s.connect("kind-lab", changes.for_options(dry_run=True))
+    assert caught.value.message == "no kube context named kind-lab"

@@ -159,6 +159,20 @@ def test_at_v_each_docker_api_call_is_shown_with_its_answer(
     assert "docker POST /images/localhost:5001/lab/smoke/push?tag=abc → 200" in calls
 
 
+def test_at_v_a_second_task_s_ui_shows_each_call_once(
+    fake_engine: tuple[_Engine, docker.DockerClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `invoke -v lab.up pipeline.run` makes a UI per task: the newest shows each line.
+    server, _ = fake_engine
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{server.server_address}")
+    first, second = io.StringIO(), io.StringIO()
+    UI(verbosity=1, stream=first)
+    UI(verbosity=1, stream=second)
+    engine.client()
+    pings = [line for line in second.getvalue().splitlines() if "/_ping" in line]
+    assert len(pings) == 1 and "/_ping" not in first.getvalue()
+
+
 def test_a_lookup_that_finds_nothing_is_none_and_one_that_finds_is_the_object(
     fake_engine: tuple[_Engine, docker.DockerClient],
 ) -> None:
