@@ -27,7 +27,7 @@ from lab.errors import LabError, tail
 from lab.report import CheckResult, Status, worst
 from lab.ui import UI
 
-log = logging.getLogger("lab.quality")  # one logger for the stage's three modules
+log = logging.getLogger("lab.quality")  # one logger for the stage's modules
 
 OUTPUT_TAIL_LINES = 30
 

@@ -42,10 +42,10 @@ from lab.checks import (
     summarize,
 )
 from lab.config import Config
+from lab.docker_runner import DockerRunner
 from lab.errors import CommandTimeout, LabError
 from lab.report import CheckResult, StageResult, Status
 from lab.steps import STYLE
-from lab.toolchains import DockerRunner
 from lab.ui import UI, Row
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
