@@ -16,7 +16,7 @@ made for and, per item, its member, size and SHA-256. Then, one member per item:
 Images have a role. `docker` ones are loaded into the local engine: the kind node, the
 registry, Trivy, the Dockerfiles' bases, the quality toolchains, and each Dockerfile's
 dependency stage (`images.dependency_plans`), from which offline builds start. `mirror` ones are
-pushed into the lab registry under their mirror paths (`cluster.mirror_reference`),
+pushed into the lab registry under their mirror paths (`registry.mirror_reference`),
 where the nodes' containerd pulls them: Istio, Argo CD and its redis, Gitea, the
 demo's redis. `registry` ones, the apps' `:main` images when the maker had them, are
 pushed under their own names, so `lab.up` has nothing to build.

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from lab import cluster, distribution, doctor, engine, proc, scan, tools
+from lab import distribution, doctor, engine, proc, registry, scan, tools
 from lab.bundle import (
     CHUNK,
     MANIFEST,
@@ -112,11 +112,11 @@ def load(config: Config, path: Path, *, progress: Progress) -> Loaded:
     staging_dir = config.state_path / "bundle-staging"  # not beside a bundle on a USB stick
     with _verified(path, manifest, read_out, progress, staging_dir) as staged:
         loaded: set[str] = set()  # the shared member of the `docker` images loads once
-        registry = False
+        registry_running = False
         for item in needed:  # the `docker` images first: the registry's image is one
-            if item.role in ("mirror", "registry") and not registry:
-                cluster.ensure_registry(config, MAKE)
-                registry = True
+            if item.role in ("mirror", "registry") and not registry_running:
+                registry.ensure_registry(config, MAKE)
+                registry_running = True
             source = staged / item.member if item.member in read_out else None
             if item.kind == "image" and item.member in loaded:
                 source = None
@@ -355,8 +355,7 @@ def missing_offline(config: Config) -> list[str]:
     for reference, image_id in record.get("images", {}).items():
         if not engine.has_image(client, image_id):
             missing.append(f"image {reference}")
-    registry = cluster.registry_status(client, config)
-    if not registry.running:
+    if not registry.registry_status(client, config).running:
         missing.append(f"the lab registry {config.registry_name} with the mirrored images")
     for spec in doctor.TOOLS:
         if proc.which(spec.name) is None:
@@ -372,7 +371,7 @@ def _install_manifest_path(config: Config) -> Path:
 
 def _in_registry(config: Config, item: Item) -> bool:
     """Whether the lab registry holds the item: under its mirror path, or its own name."""
-    target = cluster.mirror_reference(config, item.name) if item.role == "mirror" else item.name
+    target = registry.mirror_reference(config, item.name) if item.role == "mirror" else item.name
     repository, tag = target.removeprefix(f"{config.registry_host}/").rsplit(":", 1)
     host = f"{config.bind_address}:{config.registry_port}"
     return distribution.registry_has(host, repository, tag)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from lab import cluster
+from lab import registry
 from lab.config import Config
 from lab.engine import ERRORS as DOCKER_ERRORS
 from lab.engine import has_image
@@ -144,7 +144,7 @@ def mirror_images(engine: Any, config: Config, references: Sequence[str]) -> lis
         )
     pushed = []
     for reference in references:
-        target = cluster.mirror_reference(config, reference)
+        target = registry.mirror_reference(config, reference)
         repository, tag = target.rsplit(":", 1)
         try:
             engine.api.tag(reference, repository, tag=tag)

@@ -3,7 +3,7 @@ the credentials, and where everything answers."""
 
 from __future__ import annotations
 
-from lab import argocd, cluster, engine, gitserver, k8s, mesh, proc
+from lab import argocd, cluster, engine, gitserver, k8s, mesh, proc, registry
 from lab.cli import Context
 from lab.config import Config
 from lab.errors import LabError
@@ -53,12 +53,12 @@ def status_rows(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append(("registry", "ok", f"{state.registry} (yours)"))
         rows.append(("cluster", "ok", f"context {context} (yours)"))
     else:
-        registry = cluster.registry_status(client, config)
+        running = registry.registry_status(client, config).running
         rows.append(
             (
                 "registry",
-                "ok" if registry.running else "fail",
-                f"{config.registry_host} ({'running' if registry.running else 'absent'})",
+                "ok" if running else "fail",
+                f"{config.registry_host} ({'running' if running else 'absent'})",
             )
         )
         exists = proc.which("kind") is not None and cluster.cluster_exists(config)

@@ -16,7 +16,7 @@ import docker
 import docker.errors
 import pytest
 
-from lab import bundle_loader, bundle_maker, cluster, config, distribution, engine
+from lab import bundle_loader, bundle_maker, config, distribution, engine, registry
 from lab.changes import MAKE
 from lab.config import Config
 from lab.errors import LabError
@@ -141,7 +141,7 @@ def test_a_node_image_pinned_by_digest_is_found_by_id_after_loading(
     # A node image pinned as name:tag@digest, as lab pins kindest/node. The digest comes
     # from a registry; `docker load` cannot restore it, so kind gets the image by ID.
     base = lab_config
-    cluster.ensure_registry(base, MAKE)
+    registry.ensure_registry(base, MAKE)
     name = f"{base.registry_host}/lab-bundle-test/node"
     token = secrets.token_hex(4)
     image_id = _tiny_image(client, f"{name}:{token}", token)

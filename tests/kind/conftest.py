@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cluster, distribution, engine
+from lab import distribution, engine, registry
 from lab.changes import MAKE
 from lab.config import Config
 from tests.kind import tier
@@ -90,7 +90,7 @@ def prepare(config: Config, art: tier.Artifacts) -> None:
     """What a workshop bundle would hold, put in place before `lab.up`: the registry
     with the upstream images under their mirror paths, and Argo CD's install.yaml."""
     client = engine.client()
-    cluster.ensure_registry(config, MAKE)
+    registry.ensure_registry(config, MAKE)
     distribution.mirror_images(client, config, lab_images(config))
     cache = config.state_path / "cache"
     cache.mkdir(parents=True, exist_ok=True)

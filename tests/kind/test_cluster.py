@@ -21,7 +21,7 @@ import docker
 import pytest
 import yaml
 
-from lab import cluster, distribution, engine, proc
+from lab import cluster, distribution, engine, proc, registry
 from lab.changes import MAKE
 from lab.config import Config
 from tests.kind import tier
@@ -93,13 +93,13 @@ def tier1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier1]:
         if cluster.cluster_exists(config):  # left by an interrupted run
             cluster.delete_cluster(config, MAKE)
         started = time.monotonic()
-        cluster.ensure_registry(config, MAKE)
+        registry.ensure_registry(config, MAKE)
         path = work / "kind.yaml"
         path.write_text(yaml.safe_dump(cluster.kind_config(config), sort_keys=False))
         cluster.create_cluster(config, str(path), MAKE)
         print(f"kind create cluster (our node image) took {time.monotonic() - started:.0f}s")
-        cluster.connect_registry(config, MAKE)
-        cluster.wire_nodes(config, MAKE)
+        registry.connect_registry(config, MAKE)
+        registry.wire_nodes(config, MAKE)
         distribution.mirror_images(client, config, pinned_images(config))
         yield Tier1(art, config, kubeconfig)
     finally:
@@ -172,7 +172,7 @@ def test_each_pinned_upstream_image_is_pulled_through_the_lab_registry(tier1: Ti
     # The registry served each one under its upstream's path prefix.
     log = docker.from_env().containers.get(tier1.config.registry_name).logs().decode()
     for ref in refs:
-        host, rest = cluster.split_reference(ref)
+        host, rest = registry.split_reference(ref)
         repository = rest.rsplit(":", 1)[0]
         assert f"/v2/{host}/{repository}/manifests/" in log, (ref, log[-3000:])
 

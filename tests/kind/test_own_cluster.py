@@ -20,7 +20,7 @@ import docker
 import pytest
 import yaml
 
-from lab import cluster, engine
+from lab import cluster, engine, registry
 from lab.changes import MAKE
 from tests.kind import tier
 from tests.kind.conftest import Lab, prepare
@@ -101,8 +101,8 @@ def own(tier_lab: Lab):
                  "--kubeconfig", str(lab.kubeconfig), "--wait", "120s"],
                 env=env, check=True, timeout=600,
             )  # fmt: skip
-            cluster.connect_registry(users, MAKE)
-            cluster.wire_nodes(users, MAKE)
+            registry.connect_registry(users, MAKE)
+            registry.wire_nodes(users, MAKE)
             yield lab
         finally:
             subprocess.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from lab import argocd, cluster, config, k8s, mesh
+from lab import argocd, cluster, config, k8s, mesh, registry
 from tests.conftest import REPO
 
 
@@ -32,8 +32,8 @@ def test_settings_hash_changes_with_pinned_settings_only() -> None:
 
 def test_registry_wiring_points_containerd_at_the_registry_container() -> None:
     c = config.load({}, {})
-    assert cluster.registry_hosts_toml(c) == '[host."http://lab-registry:5000"]\n'
-    cm = cluster.registry_hosting_configmap(c)
+    assert registry.registry_hosts_toml(c) == '[host."http://lab-registry:5000"]\n'
+    cm = registry.registry_hosting_configmap(c)
     assert cm["metadata"] == {"name": "local-registry-hosting", "namespace": "kube-public"}
     assert yaml.safe_load(cm["data"]["localRegistryHosting.v1"])["host"] == "localhost:5001"
 
@@ -186,8 +186,8 @@ def test_a_kubeadm_patch_without_a_kind_is_refused() -> None:
 
 def test_every_mirrored_upstream_gets_a_prefixed_host_with_the_upstream_as_fallback() -> None:
     c = config.load({}, {})
-    files = cluster.node_hosts_files(c)
-    assert set(files) == {"localhost:5001", *cluster.MIRRORED_REGISTRIES}
+    files = registry.node_hosts_files(c)
+    assert set(files) == {"localhost:5001", *registry.MIRRORED_REGISTRIES}
     quay = files["quay.io"]
     assert quay.startswith('server = "https://quay.io"\n')
     assert '[host."http://lab-registry:5000/v2/quay.io"]' in quay
@@ -197,18 +197,18 @@ def test_every_mirrored_upstream_gets_a_prefixed_host_with_the_upstream_as_fallb
 def test_mirror_references_follow_docker_defaults() -> None:
     c = config.load({}, {})
     assert (
-        cluster.mirror_reference(c, "registry:3") == "localhost:5001/docker.io/library/registry:3"
+        registry.mirror_reference(c, "registry:3") == "localhost:5001/docker.io/library/registry:3"
     )
     assert (
-        cluster.mirror_reference(c, "istio/pilot:1.30.0")
+        registry.mirror_reference(c, "istio/pilot:1.30.0")
         == "localhost:5001/docker.io/istio/pilot:1.30.0"
     )
     assert (
-        cluster.mirror_reference(c, "quay.io/argoproj/argocd:v3.6.1")
+        registry.mirror_reference(c, "quay.io/argoproj/argocd:v3.6.1")
         == "localhost:5001/quay.io/argoproj/argocd:v3.6.1"
     )
     assert (
-        cluster.mirror_reference(c, "docker.gitea.com/gitea:1.26.0-rootless")
+        registry.mirror_reference(c, "docker.gitea.com/gitea:1.26.0-rootless")
         == "localhost:5001/docker.gitea.com/gitea:1.26.0-rootless"
     )
 
@@ -219,7 +219,7 @@ def test_an_image_from_an_unmirrored_registry_is_refused() -> None:
     from lab.errors import LabError
 
     with pytest.raises(LabError, match="does not mirror"):
-        cluster.mirror_reference(config.load({}, {}), "example.com/team/app:1")
+        registry.mirror_reference(config.load({}, {}), "example.com/team/app:1")
 
 
 def _stock_install() -> list[dict]:
