@@ -24,6 +24,9 @@ GIB = 1024**3
 
 
 class Status(Enum):
+    """A machine check's verdict; its value is the mark `lab.ui` shows (a warning is not
+    a step's UNVERIFIED, so it is not `lab.report.Status`)."""
+
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"

@@ -14,17 +14,10 @@ from lab.context import PipelineOptions, UpOptions
 from lab.errors import LabError
 from lab.ui import Row
 
-_STYLE = {
-    doctor_module.Status.OK: "ok",
-    doctor_module.Status.WARN: "warn",
-    doctor_module.Status.FAIL: "fail",
-    doctor_module.Status.SKIP: "skip",
-}
-
 
 def doctor(ctx: Context) -> None:
     checks = doctor_module.run_checks(ctx.config)
-    rows = [Row((check.name, check.detail, check.hint), _STYLE[check.status]) for check in checks]
+    rows = [Row((check.name, check.detail, check.hint), check.status.value) for check in checks]
     ctx.ui.table("lab doctor", ("check", "result", "what to do"), rows)
     blocking = doctor_module.blocking_failures(checks)
     if blocking:
