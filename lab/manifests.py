@@ -3,8 +3,8 @@
 `render` builds a kustomization through `lab.proc.run` and turns kustomize's error
 chains into a `LabError` naming the kustomization file and the patch target at fault;
 the smoke stage renders an environment to take its smoke-test Job (`smoke_job`).
-The offline checks of what the repository renders (schemas, structure, environment
-diff, istioctl analyze) run in the test suites: tests/support/manifest_checks.py.
+The quality stage lints what it renders (`lab.gitops_lint`); the checks that need the
+CRD schemas and istioctl analyze run in the test suites (tests/support/manifest_checks).
 """
 
 from __future__ import annotations

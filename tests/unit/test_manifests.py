@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lab import manifests
+from lab import gitops_structure, manifests
 from lab.config import Config
 from lab.errors import LabError, ToolNotFound
 from tests.support import manifest_checks
@@ -152,7 +152,7 @@ def mesh() -> list[dict[str, Any]]:
                                 "source": {
                                     "principals": [
                                         "cluster.local/ns/ns/sa/caller",
-                                        manifest_checks.INGRESS_PRINCIPAL,
+                                        gitops_structure.INGRESS_PRINCIPAL,
                                     ]
                                 }
                             }
@@ -391,7 +391,7 @@ def test_crd_schemas_reject_unknown_fields(tmp_path: Path) -> None:
 
 
 def test_a_consistent_mesh_has_no_problems() -> None:
-    assert manifest_checks.check_structure(mesh()) == []
+    assert gitops_structure.check_structure(mesh()) == []
 
 
 def test_a_route_to_an_undefined_subset_is_reported() -> None:
@@ -399,27 +399,27 @@ def test_a_route_to_an_undefined_subset_is_reported() -> None:
     find(objects, "VirtualService", "backend")["spec"]["http"][0]["route"][1]["destination"][
         "subset"
     ] = "v3"
-    problems = manifest_checks.check_structure(objects)
+    problems = gitops_structure.check_structure(objects)
     assert any("subset 'v3'" in p and "does not define" in p for p in problems)
 
 
 def test_a_subset_selecting_the_wrong_version_is_reported() -> None:
     objects = mesh()
     find(objects, "DestinationRule", "backend")["spec"]["subsets"][1]["labels"] = {"version": "v1"}
-    problems = manifest_checks.check_structure(objects)
+    problems = gitops_structure.check_structure(objects)
     assert any("subset 'v2'" in p and "version 'v1'" in p for p in problems)
 
 
 def test_a_subset_selecting_no_pods_is_reported() -> None:
     objects = mesh()
     find(objects, "DestinationRule", "backend")["spec"]["subsets"][1]["labels"] = {"version": "v9"}
-    assert any("selects no pods" in p for p in manifest_checks.check_structure(objects))
+    assert any("selects no pods" in p for p in gitops_structure.check_structure(objects))
 
 
 def test_weights_must_add_up_to_100() -> None:
     objects = mesh()
     find(objects, "VirtualService", "backend")["spec"]["http"][0]["route"][1]["weight"] = 20
-    assert any("do not add up to 100" in p for p in manifest_checks.check_structure(objects))
+    assert any("do not add up to 100" in p for p in gitops_structure.check_structure(objects))
 
 
 def test_a_principal_without_its_service_account_is_reported() -> None:
@@ -428,7 +428,7 @@ def test_a_principal_without_its_service_account_is_reported() -> None:
         for o in mesh()
         if not (o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "caller")
     ]
-    problems = manifest_checks.check_structure(objects)
+    problems = gitops_structure.check_structure(objects)
     assert any("no ServiceAccount 'caller' in ns" in p for p in problems)
 
 
@@ -436,19 +436,19 @@ def test_a_principal_from_another_namespace_is_reported() -> None:
     objects = mesh()
     rules = find(objects, "AuthorizationPolicy", "backend")["spec"]["rules"]
     rules[0]["from"][0]["source"]["principals"] = ["cluster.local/ns/NAMESPACE/sa/caller"]
-    assert any("from namespace 'NAMESPACE'" in p for p in manifest_checks.check_structure(objects))
+    assert any("from namespace 'NAMESPACE'" in p for p in gitops_structure.check_structure(objects))
 
 
 def test_a_service_selecting_nothing_is_reported() -> None:
     objects = mesh()
     find(objects, "Service", "backend")["spec"]["selector"] = {"app": "backend", "version": "v3"}
-    assert any("selects no Deployment" in p for p in manifest_checks.check_structure(objects))
+    assert any("selects no Deployment" in p for p in gitops_structure.check_structure(objects))
 
 
 def test_a_service_port_naming_a_missing_container_port_is_reported() -> None:
     objects = mesh()
     find(objects, "Service", "backend")["spec"]["ports"][0]["targetPort"] = "web"
-    assert any("targets container port 'web'" in p for p in manifest_checks.check_structure(objects))
+    assert any("targets container port 'web'" in p for p in gitops_structure.check_structure(objects))
 
 
 @pytest.mark.parametrize(
@@ -475,7 +475,7 @@ def test_workload_hardening_is_checked(change: dict[str, Any], expected: str) ->
             del container[key]
         else:
             container[key] = value
-    assert any(expected in p for p in manifest_checks.check_structure(objects))
+    assert any(expected in p for p in gitops_structure.check_structure(objects))
 
 
 def test_missing_config_maps_are_reported_but_external_secrets_are_not() -> None:
@@ -490,7 +490,7 @@ def test_missing_config_maps_are_reported_but_external_secrets_are_not() -> None
             "valueFrom": {"secretKeyRef": {"name": "demo-secrets", "key": "JWT_SECRET"}},
         }
     ]
-    problems = manifest_checks.check_structure(objects)
+    problems = gitops_structure.check_structure(objects)
     assert problems == [
         "Deployment/backend-v1 in ns refers to ConfigMap 'backend-config', which does not exist"
     ]

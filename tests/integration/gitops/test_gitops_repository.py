@@ -18,7 +18,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from lab import manifests, tags
+from lab import gitops_lint, gitops_structure, manifests, tags
 from lab.config import Config
 from lab.errors import LabError
 from tests.support import manifest_checks
@@ -153,7 +153,7 @@ def test_the_crd_schemas_catch_mistakes_in_istio_and_argocd_objects(
 def test_the_parts_of_each_environment_fit_together(
     renders: dict[str, manifests.Rendering], env: str
 ) -> None:
-    assert manifest_checks.check_structure(renders[env].objects) == []
+    assert gitops_structure.check_structure(renders[env].objects) == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -174,7 +174,7 @@ def test_istioctl_analyze_reports_a_route_to_a_missing_subset(
 
 
 def test_the_repository_has_no_patch_that_matches_nothing(kustomize: str) -> None:
-    assert manifest_checks.unmatched_patch_targets(GITOPS, kustomize=kustomize) == []
+    assert gitops_lint.unmatched_patch_targets(GITOPS, kustomize=kustomize) == []
 
 
 # --------------------------------------------------------------------------- environments
@@ -449,7 +449,7 @@ def test_the_fields_lab_code_edits_reach_the_render(gitops_copy: Path, kustomize
     assert smoke["data"]["EXPECTED_V2_COMMIT"] == sha
     for name, route in _weighted_routes(rendering):
         assert [r["weight"] for r in route] == [70, 30], name
-    assert manifest_checks.check_structure(rendering.objects) == []
+    assert gitops_structure.check_structure(rendering.objects) == []
 
 
 def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomize: str) -> None:
@@ -468,7 +468,7 @@ def test_a_deploy_by_digest_renders_each_image_pinned(gitops_copy: Path, kustomi
         assert container["image"] == f"localhost:5001/lab/backend:{sha}@{digest}", name
     frontend = rendering.find("Deployment", "frontend")["spec"]["template"]["spec"]
     assert frontend["containers"][0]["image"] == f"localhost:5001/lab/frontend:{sha}"
-    assert manifest_checks.check_structure(rendering.objects) == []
+    assert gitops_structure.check_structure(rendering.objects) == []
 
 
 def test_a_patch_of_an_unknown_resource_names_the_file_and_the_target(
@@ -511,7 +511,7 @@ def test_a_patch_whose_target_selects_nothing_is_reported(
         gitops_copy / "environments/prod", kustomize=kustomize
     )  # no error from kustomize
 
-    problems = manifest_checks.unmatched_patch_targets(gitops_copy, kustomize=kustomize)
+    problems = gitops_lint.unmatched_patch_targets(gitops_copy, kustomize=kustomize)
 
     assert problems == [
         "environments/prod/kustomization.yaml: patches[0] target "
