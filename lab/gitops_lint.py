@@ -1,10 +1,12 @@
 """The quality stage's `gitops` row: the GitOps repository linted as lab deploys it.
 
-Each environment is rendered by the pinned kustomize (`lab.manifests.render`, whose
-errors name the kustomization at fault), then checked: patches that change nothing
-(`unmatched_patch_targets`) and objects that do not fit together
-(`lab.gitops_structure.check_structure`). A user's change to gitops/ that would sync
-into a broken environment fails the quality stage before any image is built.
+Each environment lab deploys (`lab.tags.ENVIRONMENTS`) is rendered by the pinned
+kustomize (`lab.manifests.render`, whose errors name the kustomization at fault); then
+the patches that change nothing (`unmatched_patch_targets`) and the objects that do not
+fit together (`lab.gitops_structure.check_structure`) fail the row. It runs on this
+machine with lab's own tools whatever the runner, needs no network, and takes seconds:
+a change to gitops/ that would sync into a broken environment fails the quality stage
+before any image is built.
 """
 
 from __future__ import annotations
@@ -12,14 +14,106 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lab.checks import LINT, Check, report, skipped
 from lab.config import Config
-from lab.manifests import KUSTOMIZATION_FILES, kustomize_binary, render
+from lab.errors import LabError
+from lab.gitops_structure import check_structure
+from lab.manifests import KUSTOMIZATION_FILES, Rendering, kustomize_binary, render
+from lab.report import CheckResult, Status
+from lab.tags import ENVIRONMENTS
+from lab.ui import UI
+
+SERVICE = "gitops"
+RENDER, PATCHES, STRUCTURE = "kustomize build", "patch targets", "structure"
+CHECKS: tuple[Check, ...] = (
+    Check(RENDER, ("kustomize", "build", "environments/<each>"), LINT),
+    Check(PATCHES, (), LINT),
+    Check(STRUCTURE, (), LINT),
+)
+
+
+def run_checks(
+    ui: UI, config: Config, gitops_dir: Path, checks: Sequence[Check] = CHECKS
+) -> list[CheckResult]:
+    """The row's checks in order, one line each; a failed render skips the others."""
+    wanted = {check.name for check in checks}
+    try:
+        kustomize = kustomize_binary(version=config.kustomize_version)
+    except LabError as error:
+        failed = CheckResult(
+            f"{SERVICE}: {RENDER}", Status.FAILED, 0.0, error.message, error.render()
+        )
+        report(ui, failed, "")
+        return [failed, *_skip(ui, checks, RENDER, "kustomize is not here")]
+    renders: dict[str, Rendering] = {}
+
+    def build() -> tuple[list[str], str]:
+        for environment in ENVIRONMENTS:
+            renders[environment] = render(
+                gitops_dir / "environments" / environment, kustomize=kustomize
+            )
+        return (
+            [],
+            f"{', '.join(ENVIRONMENTS)}: {sum(len(r.objects) for r in renders.values())} objects",
+        )
+
+    def structure() -> tuple[list[str], str]:
+        problems = [
+            f"{env}: {problem}"
+            for env, r in renders.items()
+            for problem in check_structure(r.objects)
+        ]
+        return problems, ""
+
+    order: list[tuple[str, Callable[[], tuple[list[str], str]]]] = [
+        (RENDER, build),
+        (PATCHES, lambda: (unmatched_patch_targets(gitops_dir, kustomize=kustomize), "")),
+        (STRUCTURE, structure),
+    ]
+    results: list[CheckResult] = []
+    for name, look in order:
+        if name not in wanted:
+            continue
+        result = _timed(name, look)
+        report(ui, result, result.output)
+        results.append(result)
+        if name == RENDER and result.status is Status.FAILED:
+            return results + _skip(ui, checks, RENDER, "the render failed")
+    return results
+
+
+def _timed(name: str, look: Callable[[], tuple[list[str], str]]) -> CheckResult:
+    started = time.monotonic()
+    try:
+        problems, note = look()
+    except LabError as error:
+        return CheckResult(
+            f"{SERVICE}: {name}",
+            Status.FAILED,
+            time.monotonic() - started,
+            error.message,
+            error.render(),
+        )
+    duration = time.monotonic() - started
+    if not problems:
+        return CheckResult(f"{SERVICE}: {name}", Status.PASSED, duration, note)
+    first = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    return CheckResult(f"{SERVICE}: {name}", Status.FAILED, duration, first, "\n".join(problems))
+
+
+def _skip(ui: UI, checks: Sequence[Check], after: str, reason: str) -> list[CheckResult]:
+    rest = [check for check in checks if check.name != after]
+    results = skipped(SERVICE, rest, reason)
+    for result in results:
+        report(ui, result, "")
+    return results
 
 
 def unmatched_patch_targets(

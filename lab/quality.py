@@ -8,10 +8,12 @@ result means. Two runners run exactly that table:
   `lab.proc`, in ``apps/<service>``, as the apps' own Makefiles do (the monitor's venv is
   its ``.venv``).
 - ``docker`` (the default; needs only Docker): per service, one throw-away container
-  from the service's build toolchain image; `lab.toolchains` (`DockerRunner`) says how.
+  from the service's build toolchain image; `lab.docker_runner` says how.
 
-Statuses follow `lab.checks`. Services run in parallel (a bounded thread pool), checks
-within a service in order. On Ctrl-C no new check starts and the docker runner's
+The stage also lints the GitOps repository (the `gitops` row, `lab.gitops_lint`), on
+this machine with lab's own kustomize whatever the runner. Statuses follow
+`lab.checks`. Services run in parallel (a bounded thread pool), checks within a
+service in order. On Ctrl-C no new check starts and the docker runner's
 containers are removed; a host check that is running ends at its timeout (`lab.proc`
 runs it in its own session).
 """
@@ -25,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from lab import proc
+from lab import gitops_lint, proc
 from lab.checks import (
     ALL,
     OFFLINE_NOTE,
@@ -70,15 +72,19 @@ def run_quality(
     apps_dir: Path = APPS_DIR,
     workers: int | None = None,
     offline: bool = False,
+    gitops_dir: Path | None = None,
 ) -> StageResult:
     """Run every selected service's checks, services in parallel; one StageResult.
 
     `checks` limits the run to checks of those names (tests, benchmarks); `apps_dir`
     holds one directory per service; `workers` bounds the parallel services; `offline`
-    runs each tool from its local cache only (OFFLINE_ENV).
+    runs each tool from its local cache only (OFFLINE_ENV); `gitops_dir` adds the
+    `gitops` row, which lints that GitOps repository (`lab.gitops_lint`).
     """
     strict = strict_default() if strict is None else strict
-    selected = select_checks(services, checks)
+    gitops_names = {check.name for check in gitops_lint.CHECKS}
+    gitops_checks = tuple(c for c in gitops_lint.CHECKS if checks is None or c.name in checks)
+    selected = select_checks(services, None if checks is None else set(checks) - gitops_names)
     if offline:
         selected = offline_checks(selected)
     cancelled_hook: Callable[[], None] = _nothing
@@ -92,15 +98,30 @@ def run_quality(
         cancelled_hook = docker_runner.remove_containers
     else:
         raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
+    if gitops_dir is not None and gitops_checks:  # on this machine whatever the runner
+        run_app = run_service
+
+        def run_service(service: str, checks: Sequence[Check]) -> list[CheckResult]:
+            if service == gitops_lint.SERVICE:
+                return gitops_lint.run_checks(ui, config, gitops_dir, checks)
+            return run_app(service, checks)
+
+        selected = {gitops_lint.SERVICE: gitops_checks, **selected}
 
     # The stage's start and ✓/✗ lines are the step runner's; this says what runs where.
-    ui.info(f"  quality checks of {', '.join(selected)} ({runner} runner)")
+    apps = ", ".join(service for service in selected if service != gitops_lint.SERVICE)
+    where = [f"{apps} ({runner} runner)"] if apps else []
+    if gitops_lint.SERVICE in selected:
+        where.append(f"{gitops_dir} (lab's kustomize)")
+    ui.info(f"  quality checks of {'; '.join(where)}")
     started_at, started = time.time(), time.monotonic()
     by_service = _in_parallel(run_service, selected, workers, cancelled, cancelled_hook)
     if offline:  # say plainly why a check could not run here
         by_service = {
             service: [
-                replace(r, detail=f"{OFFLINE_NOTE}: {r.detail}") if r.status is Status.FAILED else r
+                replace(r, detail=f"{OFFLINE_NOTE}: {r.detail}")
+                if r.status is Status.FAILED and service != gitops_lint.SERVICE  # no network
+                else r
                 for r in results
             ]
             for service, results in by_service.items()

@@ -1,4 +1,5 @@
-"""quality: vet, tests, linters and audits per service, in parallel."""
+"""quality: vet, tests, linters and audits per service, and the GitOps repository's lint,
+in parallel."""
 
 from __future__ import annotations
 
@@ -16,4 +17,5 @@ def quality_stage(run: Run) -> StageResult:
         runner=run.options.runner,
         strict=run.strict,
         offline=run.options.offline,
+        gitops_dir=quality.PROJECT_ROOT / "gitops",
     )

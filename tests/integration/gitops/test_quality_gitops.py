@@ -1,0 +1,97 @@
+"""The quality stage's gitops row on the real gitops/ tree and broken copies of it,
+rendered by the real kustomize (.ci/tools/kustomize.sh builds the pinned one)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab import quality
+from lab.config import Config
+from lab.report import Status
+from lab.ui import UI
+
+pytestmark = pytest.mark.integration
+
+GITOPS = Path(__file__).resolve().parents[3] / "gitops"
+
+
+@pytest.fixture
+def gitops_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "gitops"
+    shutil.copytree(GITOPS, copy)
+    return copy
+
+
+def _row(gitops_dir: Path) -> tuple[dict[str, tuple[Status, str]], str]:
+    out = io.StringIO()
+    stage = quality.run_quality(UI(stream=out), Config(), services=(), gitops_dir=gitops_dir)
+    rows = {r.name.removeprefix("gitops: "): (r.status, r.detail) for r in stage.checks}
+    assert stage.status is (
+        Status.FAILED if any(s is Status.FAILED for s, _ in rows.values()) else Status.PASSED
+    )
+    return rows, out.getvalue()
+
+
+def test_the_project_s_gitops_tree_passes_every_check() -> None:
+    rows, _ = _row(GITOPS)
+    assert {name: status for name, (status, _) in rows.items()} == {
+        "kustomize build": Status.PASSED,
+        "patch targets": Status.PASSED,
+        "structure": Status.PASSED,
+    }
+    assert rows["kustomize build"][1].startswith("dev, prod: ")
+
+
+def test_a_kustomization_that_does_not_build_fails_the_row_and_skips_the_rest(
+    gitops_copy: Path,
+) -> None:
+    kustomization = gitops_copy / "environments/dev/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "  - no-such-file.yaml\n")
+    rows, out = _row(gitops_copy)
+    status, detail = rows["kustomize build"]
+    assert status is Status.FAILED and "environments/dev" in detail
+    assert rows["patch targets"] == (Status.SKIPPED, "the render failed")
+    assert rows["structure"] == (Status.SKIPPED, "the render failed")
+    assert "gitops: kustomize build" in out
+
+
+def test_a_patch_that_changes_nothing_fails_the_row(gitops_copy: Path) -> None:
+    with (gitops_copy / "environments/prod/kustomization.yaml").open("a") as kustomization:
+        kustomization.write(
+            "patches:\n"
+            "  - target: {kind: Deployment, name: backend-v3}\n"
+            "    patch: |-\n"
+            "      - {op: replace, path: /spec/replicas, value: 4}\n"
+        )
+    rows, _ = _row(gitops_copy)
+    status, detail = rows["patch targets"]
+    assert status is Status.FAILED
+    assert detail.startswith("environments/prod/kustomization.yaml: patches[0] target")
+    assert rows["kustomize build"][0] is Status.PASSED  # kustomize says nothing of it
+
+
+def test_objects_that_do_not_fit_together_fail_the_row_in_each_environment(
+    gitops_copy: Path,
+) -> None:
+    service = gitops_copy / "backend/common/service.yaml"
+    service.write_text(service.read_text().replace("targetPort: http", "targetPort: web"))
+    rows, _ = _row(gitops_copy)
+    status, detail = rows["structure"]
+    assert status is Status.FAILED
+    assert detail.startswith("dev: Service/backend in demo-dev port 'http' targets container")
+    assert "more)" in detail  # prod too, and both variants
+
+
+def test_without_kustomize_the_row_fails_saying_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LAB_KUSTOMIZE", str(tmp_path / "absent"))
+    rows, _ = _row(GITOPS)
+    status, detail = rows["kustomize build"]
+    assert status is Status.FAILED and "LAB_KUSTOMIZE is set to" in detail
+    assert rows["structure"] == (Status.SKIPPED, "kustomize is not here")
+
