@@ -68,6 +68,11 @@ class Changes:
         """What `look()` sees; its errors are the caller's."""
         return look()
 
+    def read_new(self, look: Callable[[], T], *, absent: T) -> T:
+        """What `look()` sees of something this run made anew (a plan made nothing, so
+        what is there is the old one: `absent`)."""
+        return look()
+
     def refuse(self, error: LabError) -> str:
         """Stop here for `error` (a plan notes it, goes on, and returns the note)."""
         raise error
@@ -133,6 +138,9 @@ class Plan(Changes):
         except LabError as error:
             log.info("dry-run: reading as absent (%s)", error.message)
             return absent
+
+    def read_new(self, look: Callable[[], T], *, absent: T) -> T:
+        return absent
 
     def refuse(self, error: LabError) -> str:
         self._note(f"stop here: {error.message}")

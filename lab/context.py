@@ -39,6 +39,7 @@ class Lab:
     state: State
     changes: changes.Changes = field(init=False)  # makes the changes, or plans them
     _cluster: k8s.Cluster | None = field(default=None, repr=False)
+    new_cluster: bool = field(default=False, init=False)  # kind made it in this run
 
     def __post_init__(self) -> None:
         self.changes = changes.for_options(self.options.dry_run)
@@ -58,11 +59,18 @@ class Lab:
     def cluster(self) -> k8s.Cluster:
         """The cluster's API (a plan of a cluster not made yet gets one with no API)."""
         if self._cluster is None:
-            self._cluster = self.changes.read(
+            read = self.changes.read_new if self.new_cluster else self.changes.read
+            self._cluster = read(
                 lambda: k8s.connect(self.context, self.changes),
                 absent=k8s.Cluster.absent(self.context, self.changes),
             )
         return self._cluster
+
+    def cluster_made(self) -> None:
+        """kind made the cluster anew (`--recreate`, or the first time): connect to the
+        new one; a plan reads it as not there yet, not as the one it would delete."""
+        self.new_cluster = True
+        self._cluster = None
 
     def wait_for(self, what: str, look: Callable[[], wait.Observation], timeout: float) -> str:
         return self.changes.wait(what, look, timeout=timeout, report=self.ctx.ui.progress)

@@ -219,14 +219,15 @@ def _join_kind_network(client: Any, config: Config) -> str:
     return "joined the kind network"
 
 
-def wire_nodes(config: Config, changes: Changes) -> str:
+def wire_nodes(config: Config, changes: Changes, *, new_nodes: bool = False) -> str:
     """Write containerd's hosts.toml files on each node: the lab registry and its mirrors.
 
     Idempotent; containerd reads a new hosts.toml without a restart. A plan for a
     cluster not made yet writes them on each node it will have.
     """
     wanted = node_hosts_files(config)
-    stale = changes.read(
+    read = changes.read_new if new_nodes else changes.read  # a plan: not the old nodes
+    stale = read(
         lambda: _stale_hosts_files(engine.client(), config, wanted),
         absent=[(f"each node of {config.cluster_name}", host) for host in wanted],
     )

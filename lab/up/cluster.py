@@ -49,6 +49,7 @@ def ensure_cluster(lab: Lab) -> str:
     lab.changes.make(f"write {path}", partial(_write, path, text), planned=None)
     network_existed = lab.changes.read(_kind_network_exists, absent=False)
     cluster.create_cluster(config, str(path), lab.changes)
+    lab.cluster_made()
     if not network_existed:  # kind made it for us: lab.down removes it when unused
         lab.state.kind_network_ours = True
     lab.state.cluster_settings = cluster.settings_hash(config)

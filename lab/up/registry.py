@@ -16,6 +16,6 @@ def wire_registry(lab: Lab) -> str:
     if lab.byo:
         return "skipped: your cluster already pulls from its registry"
     notes = [registry.connect_registry(lab.config, lab.changes)]
-    notes.append(registry.wire_nodes(lab.config, lab.changes))
+    notes.append(registry.wire_nodes(lab.config, lab.changes, new_nodes=lab.new_cluster))
     lab.cluster().apply(registry.registry_hosting_configmap(lab.config))
     return "; ".join(notes)

@@ -122,3 +122,12 @@ def test_a_kubeconfig_lab_cannot_read_is_a_clear_error(
     with pytest.raises(LabError) as caught:
         k8s.connect("kind-lab", changes.for_options(dry_run=True))
     assert caught.value.message == "no kube context named kind-lab"
+
+
+def test_what_a_run_made_anew_is_read_in_a_real_run_and_absent_in_a_plan() -> None:
+    # `lab.up --dry-run --recreate`: the cluster there is the one the plan would delete.
+    def old_cluster() -> str:
+        raise AssertionError("a plan must not read what it would replace")
+
+    assert changes.for_options(dry_run=True).read_new(old_cluster, absent="none") == "none"
+    assert changes.for_options(dry_run=False).read_new(lambda: "new", absent="none") == "new"
