@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lab import proc, wait
-from lab.errors import LabError
+from lab.errors import LabError, NotMadeYet
 
 if TYPE_CHECKING:
     from lab.ui import UI
@@ -92,6 +92,7 @@ class Plan(Changes):
 
     def __init__(self) -> None:
         self._planned: list[str] = []
+        self._unseen: list[str] = []  # what a read could not look at, each once
 
     def start(self, ui: UI) -> None:
         ui.info("Dry run: nothing is changed. The plan:")
@@ -99,6 +100,8 @@ class Plan(Changes):
     def finish(self, ui: UI) -> None:
         for what in self._planned:
             ui.info(f"  would: {what}")
+        for why in self._unseen:  # the plan may do more than is needed: say where it guessed
+            ui.info(f"  could not look, so planned as if not there: {why}")
 
     def diagnostics(self, collect: Callable[[LabError], Path]) -> Callable[[LabError], Path] | None:
         return None
@@ -135,8 +138,12 @@ class Plan(Changes):
         """What `look()` sees, or `absent` when there is nothing to look at yet."""
         try:
             return look()
+        except NotMadeYet:
+            return absent  # the plan would make it: nothing to see yet
         except LabError as error:
             log.info("dry-run: reading as absent (%s)", error.message)
+            if error.message not in self._unseen:
+                self._unseen.append(error.message)
             return absent
 
     def read_new(self, look: Callable[[], T], *, absent: T) -> T:

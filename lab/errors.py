@@ -56,6 +56,10 @@ class ConfigError(LabError):
     """The configuration (invoke.yaml, environment variables) is invalid."""
 
 
+class NotMadeYet(LabError):
+    """What a plan reads of something it would make (a cluster not created yet)."""
+
+
 class ToolNotFound(LabError):
     """An external executable is missing."""
 

@@ -21,7 +21,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from lab.changes import Changes
-from lab.errors import LabError
+from lab.errors import LabError, NotMadeYet
 from lab.wait import Observation
 
 FIELD_MANAGER = "lab"
@@ -123,12 +123,12 @@ class Cluster:
 
     def _api(self) -> kclient.ApiClient:
         if self.api is None:
-            raise LabError(f"there is no cluster at context {self.context} yet")
+            raise NotMadeYet(f"there is no cluster at context {self.context} yet")
         return self.api
 
     def resource(self, api_version: str, kind: str) -> Any:
         if self.dynamic is None:
-            raise LabError(f"there is no cluster at context {self.context} yet")
+            raise NotMadeYet(f"there is no cluster at context {self.context} yet")
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:

@@ -131,3 +131,23 @@ def test_what_a_run_made_anew_is_read_in_a_real_run_and_absent_in_a_plan() -> No
 
     assert changes.for_options(dry_run=True).read_new(old_cluster, absent="none") == "none"
     assert changes.for_options(dry_run=False).read_new(lambda: "new", absent="none") == "new"
+
+
+def test_a_plan_says_where_it_could_not_look_but_not_what_it_would_make() -> None:
+    from lab.errors import NotMadeYet
+
+    def refused() -> bool:
+        raise LabError("permission denied on the docker socket")
+
+    def not_made() -> bool:
+        raise NotMadeYet("there is no cluster at context kind-lab yet")
+
+    plan = changes.for_options(dry_run=True)
+    assert plan.read(refused, absent=False) is False
+    assert plan.read(refused, absent=False) is False
+    assert plan.read(not_made, absent=False) is False
+    out = io.StringIO()
+    plan.finish(UI(stream=out))
+    assert out.getvalue().splitlines() == [
+        "  could not look, so planned as if not there: permission denied on the docker socket"
+    ]
