@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lab import distribution, engine, images
+from lab import commits, distribution, engine, images
 from lab.context import Lab, PipelineOptions
 
 SEED_TAG = "main"  # the tag gitops/ deploys before the first pipeline run
@@ -29,10 +29,8 @@ def ensure_images(lab: Lab) -> str:
 
 
 def _build_and_push(lab: Lab, registry: str, missing: list[str]) -> str:
-    from lab import pipeline  # the pipeline owns how a commit is identified
-
     config = lab.config
-    commit = pipeline.resolve_commit(PipelineOptions(allow_dirty=True))
+    commit = commits.resolve_commit(PipelineOptions(allow_dirty=True))
     plans = images.plan_builds(
         sha=commit.sha,
         tag=commit.image_tag,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, config, context, pipeline, proc, tags
+from lab import cli, commits, config, context, pipeline, proc, tags
 from lab.errors import LabError
 from lab.report import StageResult, Status, worst
 from lab.stages import smoke
@@ -151,7 +151,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_a_dirty_tree_is_refused_unless_allowed(repo: Path) -> None:
-    clean = pipeline.resolve_commit(context.PipelineOptions(), repo)
+    clean = commits.resolve_commit(context.PipelineOptions(), repo)
     assert (clean.sha, clean.branch, clean.dirty) == (
         _git(repo, "rev-parse", "HEAD"),
         "main",
@@ -160,20 +160,20 @@ def test_a_dirty_tree_is_refused_unless_allowed(repo: Path) -> None:
     assert clean.time.isoformat() == _git(repo, "show", "-s", "--format=%cI", "HEAD")
     (repo / "a.txt").write_text("2")
     with pytest.raises(LabError) as caught:
-        pipeline.resolve_commit(context.PipelineOptions(), repo)
+        commits.resolve_commit(context.PipelineOptions(), repo)
     assert "--allow-dirty" in (caught.value.hint or "")
-    dirty = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo)
+    dirty = commits.resolve_commit(context.PipelineOptions(allow_dirty=True), repo)
     assert dirty.dirty and dirty.version.endswith("-dirty")
 
 
 def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(repo: Path) -> None:
     head = _git(repo, "rev-parse", "HEAD")
-    assert pipeline.resolve_commit(context.PipelineOptions(), repo).image_tag == head
+    assert commits.resolve_commit(context.PipelineOptions(), repo).image_tag == head
 
     (repo / "a.txt").write_text("2")
-    first = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
+    first = commits.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
     (repo / "a.txt").write_text("3")
-    second = pipeline.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
+    second = commits.resolve_commit(context.PipelineOptions(allow_dirty=True), repo).image_tag
 
     assert first.startswith(f"{head}-dirty-") and len(first) == 40 + len("-dirty-") + 12
     assert second != first  # other content, other tag: a node's cached image cannot stand in
@@ -187,7 +187,7 @@ def test_a_dirty_build_is_tagged_by_its_content_never_as_the_commit(repo: Path) 
 
 def test_an_unknown_sha_is_a_lab_error(repo: Path) -> None:
     with pytest.raises(LabError):
-        pipeline.resolve_commit(context.PipelineOptions(sha="0" * 40), repo)
+        commits.resolve_commit(context.PipelineOptions(sha="0" * 40), repo)
 
 
 def test_a_second_concurrent_run_is_refused(tmp_path: Path) -> None:
