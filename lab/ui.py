@@ -24,11 +24,13 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    SpinnerColumn,
+    TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.status import Status as RichStatus
 from rich.table import Table
 
 from lab import engine, proc
@@ -71,7 +73,7 @@ class UI:
         self.log_path = _open_log(log_dir, task) if log_dir else None
         # A live status line only where a person watches: a colour terminal.
         self.live = color
-        self._status: RichStatus | None = None
+        self._status: tuple[Progress, TaskID] | None = None  # the live status line
         self._status_title = ""
         if verbosity >= 1:
             _show_through(self)
@@ -83,9 +85,16 @@ class UI:
         log.info("step: %s", title)
         if self.live:
             self._stop_status()
-            self._status = self.console.status(f"{title} …", spinner="dots")
-            self._status.start()
-            self._status_title = title
+            line = Progress(
+                SpinnerColumn("dots"),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),  # how long this step has run, ticking
+                console=self.console,
+                transient=True,  # the ✓/✗ line takes its place
+            )
+            task = line.add_task(f"{escape(title)} …", total=None)
+            line.start()
+            self._status, self._status_title = (line, task), title
 
     def step_finished(self, title: str, seconds: float, *, style: str, note: str = "") -> None:
         """The ✓ (ok), ! (warn), ✗ (fail) or - (skip) line, with the duration and a note."""
@@ -97,7 +106,7 @@ class UI:
 
     def _stop_status(self) -> None:
         if self._status is not None:
-            self._status.stop()
+            self._status[0].stop()
             self._status = None
 
     def info(self, message: str) -> None:
@@ -128,7 +137,9 @@ class UI:
         replaces the live status line's text; elsewhere it is a new dim line."""
         log.info("progress: %s", message)
         if self._status is not None:
-            self._status.update(f"{self._status_title} … [dim]{_escape(message)}[/dim]")
+            line, task = self._status
+            text = f"{escape(self._status_title)} … [dim]{_escape(message)}[/dim]"
+            line.update(task, description=text)
             return
         self.console.print(f"  [dim]… {_escape(message)}[/dim]")
 
