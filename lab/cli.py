@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lab import __version__, proc
 from lab import config as config_module
-from lab import proc
 from lab.config import Config
 from lab.errors import LabError
 from lab.ui import UI
@@ -57,7 +57,7 @@ def run_task(
         config = config_module.load(overrides)
         proc.set_local_bin(config.state_path / "bin")
         ui = UI(verbosity=verbose, log_dir=config.state_path / "logs", task=name)
-        log.info("task %s started (lab %s)", name, _version())
+        log.info("task %s started (lab %s)", name, __version__)
         body(Context(config=config, ui=ui, debug=debug))
     except LabError as error:
         _fail(ui, error.render(), EXIT_USER_ERROR, debug)
@@ -85,12 +85,6 @@ def _fail(ui: UI | None, message: str, code: int, debug: bool) -> NoReturn:
     else:
         print(message, file=sys.stderr)
     raise TaskExit(code)
-
-
-def _version() -> str:
-    from lab import __version__
-
-    return __version__
 
 
 def check_project_config(project_dir: Path) -> None:

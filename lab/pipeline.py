@@ -30,7 +30,7 @@ from lab.stages.promote import promote_stage
 from lab.stages.quality import quality_stage
 from lab.stages.scan import scan_stage
 from lab.stages.smoke import smoke_stage
-from lab.ui import UI
+from lab.ui import UI, Row
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,8 +230,6 @@ def finish(run: Run, started: float) -> report.RunReport:
     )
     paths = report.write(result, run.directory)
     rows = report.summary_rows(result.stages)
-    from lab.ui import Row
-
     run.ctx.ui.table(
         f"pipeline {run.run_id}: {result.status.value}",
         ("stage", "result", "time", "summary"),
