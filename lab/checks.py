@@ -2,7 +2,7 @@
 
 `CHECKS` is the one definition of what "quality" means: per service, an ordered tuple of
 checks, each an argv run in the service's directory. Both runners run exactly that table
-(the host runner in `lab.quality`, the docker runner in `lab.toolchains`), one service's
+(the host runner in `lab.quality`, the docker runner in `lab.docker_runner`), one service's
 checks in order through `run_in_order`, each finished check printed by `report`. The
 rest is pure: what a finished command means (`outcome`), the service's and the stage's
 status, the summary line, and which checks a run selects.
@@ -239,9 +239,11 @@ def offline_checks(selected: Mapping[str, Sequence[Check]]) -> dict[str, tuple[C
 
 
 def select_checks(
-    services: Sequence[str], names: Collection[str] | None
+    services: Sequence[str], names: Collection[str] | None, *, also: Collection[str] = ()
 ) -> dict[str, tuple[Check, ...]]:
-    """The checks to run per service, in table order; refuses unknown names (pure)."""
+    """The checks to run per service, in table order; refuses unknown names (pure).
+
+    `also`: the names of checks outside this table (the gitops row's), for the hint."""
     unknown = [service for service in services if service not in CHECKS]
     if unknown:
         raise LabError(
@@ -255,7 +257,8 @@ def select_checks(
         if missing:
             raise LabError(
                 f"unknown check(s): {', '.join(missing)}",
-                hint=f"checks of {', '.join(wanted)}: {', '.join(sorted(known))}",
+                hint=f"checks of {', '.join([*wanted, *(['gitops'] if also else [])])}: "
+                f"{', '.join(sorted(known | set(also)))}",
             )
     return {
         service: tuple(c for c in CHECKS[service] if names is None or c.name in names)

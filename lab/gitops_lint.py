@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,53 +41,72 @@ CHECKS: tuple[Check, ...] = (
 
 
 def run_checks(
-    ui: UI, config: Config, gitops_dir: Path, checks: Sequence[Check] = CHECKS
+    ui: UI,
+    config: Config,
+    gitops_dir: Path,
+    checks: Sequence[Check] = CHECKS,
+    cancelled: threading.Event | None = None,
 ) -> list[CheckResult]:
-    """The row's checks in order, one line each; a failed render skips the others."""
-    wanted = {check.name for check in checks}
-    try:
-        kustomize = kustomize_binary(version=config.kustomize_version)
-    except LabError as error:
-        failed = CheckResult(
-            f"{SERVICE}: {RENDER}", Status.FAILED, 0.0, error.message, error.render()
-        )
-        report(ui, failed, "")
-        return [failed, *_skip(ui, checks, RENDER, "kustomize is not here")]
-    renders: dict[str, Rendering] = {}
+    """The row's checks in order, one line each. Without a render (no kustomize, or an
+    environment that does not build) there is nothing to check: the rest are skipped."""
+    lint = _Lint(config, gitops_dir)
+    looks = {RENDER: lint.render, PATCHES: lint.patch_targets, STRUCTURE: lint.structure}
+    results: list[CheckResult] = []
+    for index, check in enumerate(checks):
+        if cancelled is not None and cancelled.is_set():
+            return results + _skip(ui, checks[index:], "cancelled")
+        result = _timed(check.name, looks[check.name])
+        report(ui, result, "")  # its problems are in the detail and the evidence
+        results.append(result)
+        if lint.blocked:
+            return results + _skip(ui, checks[index + 1 :], lint.blocked)
+    return results
 
-    def build() -> tuple[list[str], str]:
-        for environment in ENVIRONMENTS:
-            renders[environment] = render(
-                gitops_dir / "environments" / environment, kustomize=kustomize
-            )
-        return (
-            [],
-            f"{', '.join(ENVIRONMENTS)}: {sum(len(r.objects) for r in renders.values())} objects",
-        )
 
-    def structure() -> tuple[list[str], str]:
+class _Lint:
+    """The checks of one gitops/ tree; each environment is rendered once, when needed."""
+
+    def __init__(self, config: Config, gitops_dir: Path) -> None:
+        self.config = config
+        self.gitops_dir = gitops_dir
+        self.blocked = ""  # why the checks after this one cannot run
+        self._renders: dict[str, Rendering] | None = None
+
+    def _kustomize(self) -> str:
+        try:
+            return kustomize_binary(version=self.config.kustomize_version)
+        except LabError:
+            self.blocked = "kustomize is not here"
+            raise
+
+    def _rendered(self) -> dict[str, Rendering]:
+        if self._renders is None:
+            kustomize = self._kustomize()
+            try:
+                self._renders = {
+                    env: render(self.gitops_dir / "environments" / env, kustomize=kustomize)
+                    for env in ENVIRONMENTS
+                }
+            except LabError:
+                self.blocked = "the render failed"
+                raise
+        return self._renders
+
+    def render(self) -> tuple[list[str], str]:
+        renders = self._rendered()
+        objects = sum(len(r.objects) for r in renders.values())
+        return [], f"{', '.join(ENVIRONMENTS)}: {objects} objects"
+
+    def patch_targets(self) -> tuple[list[str], str]:
+        return unmatched_patch_targets(self.gitops_dir, kustomize=self._kustomize()), ""
+
+    def structure(self) -> tuple[list[str], str]:
         problems = [
             f"{env}: {problem}"
-            for env, r in renders.items()
-            for problem in check_structure(r.objects)
+            for env, rendering in self._rendered().items()
+            for problem in check_structure(rendering.objects)
         ]
         return problems, ""
-
-    order: list[tuple[str, Callable[[], tuple[list[str], str]]]] = [
-        (RENDER, build),
-        (PATCHES, lambda: (unmatched_patch_targets(gitops_dir, kustomize=kustomize), "")),
-        (STRUCTURE, structure),
-    ]
-    results: list[CheckResult] = []
-    for name, look in order:
-        if name not in wanted:
-            continue
-        result = _timed(name, look)
-        report(ui, result, result.output)
-        results.append(result)
-        if name == RENDER and result.status is Status.FAILED:
-            return results + _skip(ui, checks, RENDER, "the render failed")
-    return results
 
 
 def _timed(name: str, look: Callable[[], tuple[list[str], str]]) -> CheckResult:
@@ -108,8 +128,7 @@ def _timed(name: str, look: Callable[[], tuple[list[str], str]]) -> CheckResult:
     return CheckResult(f"{SERVICE}: {name}", Status.FAILED, duration, first, "\n".join(problems))
 
 
-def _skip(ui: UI, checks: Sequence[Check], after: str, reason: str) -> list[CheckResult]:
-    rest = [check for check in checks if check.name != after]
+def _skip(ui: UI, rest: Sequence[Check], reason: str) -> list[CheckResult]:
     results = skipped(SERVICE, rest, reason)
     for result in results:
         report(ui, result, "")
@@ -130,7 +149,7 @@ def unmatched_patch_targets(
     binary = kustomize or kustomize_binary(version=Config().kustomize_version)
     problems: list[str] = []
     for kustomization in sorted(_kustomization_files(root)):
-        data = yaml.safe_load(kustomization.read_text()) or {}
+        data = _read_kustomization(kustomization, root)
         patches = data.get("patches") or []
         targeted = [i for i, p in enumerate(patches) if isinstance(p, dict) and p.get("target")]
         if not targeted:
@@ -138,7 +157,10 @@ def unmatched_patch_targets(
         relative = kustomization.relative_to(root)
         with tempfile.TemporaryDirectory(prefix="lab-patches-") as scratch:
             copy_root = Path(scratch) / root.name
-            shutil.copytree(root, copy_root)
+            try:
+                shutil.copytree(root, copy_root)
+            except (OSError, shutil.Error) as error:
+                raise LabError(f"cannot copy {root} to try its patches: {error}") from error
             copy_file = copy_root / relative
             with_all = render(copy_file.parent, kustomize=binary, timeout=timeout).text
             for index in targeted:
@@ -157,6 +179,17 @@ def unmatched_patch_targets(
                         "replicas: overrides it (kustomize says nothing)"
                     )
     return problems
+
+
+def _read_kustomization(path: Path, root: Path) -> dict[str, Any]:
+    where = path.relative_to(root)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise LabError(f"{where} is not readable YAML: {error}", hint=f"fix {path}") from error
+    if not isinstance(data, dict):
+        raise LabError(f"{where} is not a kustomization (a mapping)", hint=f"fix {path}")
+    return data
 
 
 def _kustomization_files(root: Path) -> Iterator[Path]:

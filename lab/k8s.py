@@ -6,6 +6,7 @@ objects' dicts, tested on captured real objects; the API calls are thin.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,8 +174,8 @@ class Cluster:
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
-        resource = self.resource(api_version, kind)
         with _answers(f"cannot read {kind}/{name}", self.context):
+            resource = self.resource(api_version, kind)
             try:
                 found = resource.get(name=name, namespace=namespace)
             except (NotFoundError, ApiException) as error:
@@ -206,9 +207,9 @@ class Cluster:
     def list_objects(
         self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[dict[str, Any]]:
-        resource = self.resource(api_version, kind)
         where = f" in {namespace}" if namespace else ""
         with _answers(f"cannot list {kind}{where}", self.context):
+            resource = self.resource(api_version, kind)
             found = resource.get(namespace=namespace, label_selector=selector)
         items: list[dict[str, Any]] = found.to_dict().get("items", [])
         return items
@@ -219,7 +220,10 @@ class Cluster:
             return Observation(False, f"deployment {namespace}/{name} does not exist yet")
         seen = rollout_status(deployment)
         if seen.failed:
-            why = self.last_probe_failure(namespace, name)
+            try:
+                why = self.last_probe_failure(namespace, name)
+            except LabError:  # events we may not read: the rollout has failed all the same
+                why = None
             if why:
                 return Observation(False, f"{seen.seen}; {why}", failed=True)
         return seen
@@ -314,8 +318,22 @@ def _answers(what: str, context: str) -> Iterator[None]:
 def connect(context: str, changes: Changes | None = None) -> Cluster:
     """An API connection to `context` from the user's kubeconfig, verified to answer."""
     try:
-        api = kconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, yaml.YAMLError) as error:  # absent, unreadable, bad
+        # $KUBECONFIG as it is now: the library reads it once, when first imported.
+        where = os.environ.get("KUBECONFIG") or None
+        api = kconfig.new_client_from_config(config_file=where, context=context)  # type: ignore[no-untyped-call]
+    except FileNotFoundError as error:  # no kubeconfig at all: no context either
+        raise LabError(
+            f"no kube context named {context}",
+            hint="run `invoke lab.up`, or pass --context for your own cluster",
+            output_tail=str(error),
+        ) from error
+    except (OSError, yaml.YAMLError) as error:  # unreadable, or not YAML
+        raise LabError(
+            f"cannot read the kubeconfig for context {context}: {str(error).splitlines()[0]}",
+            hint="check $KUBECONFIG (or ~/.kube/config): `kubectl config view` reads it too",
+            output_tail=str(error),
+        ) from error
+    except ConfigException as error:
         raise LabError(
             f"no kube context named {context}",
             hint="run `invoke lab.up`, or pass --context for your own cluster "

@@ -82,31 +82,39 @@ def run_quality(
     `gitops` row, which lints that GitOps repository (`lab.gitops_lint`).
     """
     strict = strict_default() if strict is None else strict
-    gitops_names = {check.name for check in gitops_lint.CHECKS}
-    gitops_checks = tuple(c for c in gitops_lint.CHECKS if checks is None or c.name in checks)
-    selected = select_checks(services, None if checks is None else set(checks) - gitops_names)
+    if runner not in ("host", "docker"):
+        raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
+    gitops_row = () if gitops_dir is None else gitops_lint.CHECKS
+    gitops_names = {check.name for check in gitops_row}
+    gitops_checks = tuple(c for c in gitops_row if checks is None or c.name in checks)
+    names = None if checks is None else set(checks) - gitops_names
+    selected = {  # a service none of whose checks was asked for does not run
+        service: chosen
+        for service, chosen in select_checks(services, names, also=gitops_names).items()
+        if chosen
+    }
     if offline:
         selected = offline_checks(selected)
     cancelled_hook: Callable[[], None] = _nothing
     cancelled = threading.Event()
-    run_service: ServiceRunner
-    if runner == "host":
+    run_service: ServiceRunner = _no_service
+    if selected and runner == "host":
         run_service = HostRunner(ui, apps_dir, cancelled).run_service
-    elif runner == "docker":
+    elif selected:  # the docker runner connects to Docker: only when there is work for it
         docker_runner = DockerRunner(ui, config, apps_dir, cancelled)
         run_service = docker_runner.run_service
         cancelled_hook = docker_runner.remove_containers
-    else:
-        raise LabError(f"unknown runner {runner!r}", hint="use --runner docker or --runner host")
-    if gitops_dir is not None and gitops_checks:  # on this machine whatever the runner
+    if gitops_dir is not None and gitops_checks:  # on this machine, whatever the runner
         run_app = run_service
 
         def run_service(service: str, checks: Sequence[Check]) -> list[CheckResult]:
             if service == gitops_lint.SERVICE:
-                return gitops_lint.run_checks(ui, config, gitops_dir, checks)
+                return gitops_lint.run_checks(ui, config, gitops_dir, checks, cancelled)
             return run_app(service, checks)
 
         selected = {gitops_lint.SERVICE: gitops_checks, **selected}
+    if not selected:
+        raise LabError("no quality check to run", hint="name checks that exist (or none: all)")
 
     # The stage's start and ✓/✗ lines are the step runner's; this says what runs where.
     apps = ", ".join(service for service in selected if service != gitops_lint.SERVICE)
@@ -152,6 +160,10 @@ def run_quality(
 
 def _nothing() -> None:
     pass
+
+
+def _no_service(service: str, checks: Sequence[Check]) -> list[CheckResult]:
+    raise AssertionError(f"no runner was made for {service}")  # selected had no service
 
 
 def _result_text(result: CheckResult) -> str:

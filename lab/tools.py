@@ -187,6 +187,13 @@ def _ensure_tool(
     runner: changes.Changes,
 ) -> str:
     """Install one tool unless it is already there; returns what was done."""
+    leftovers = _leftovers(bin_dir, plan.tool)
+    if leftovers:  # of a download cut off before
+        runner.make(
+            f"remove {len(leftovers)} partial download(s) of {plan.tool} in {bin_dir}",
+            partial(_remove, leftovers),
+            planned=None,
+        )
     if not force and is_installed(plan, bin_dir, records):
         return "already installed"
     return runner.make(
@@ -199,7 +206,6 @@ def _ensure_tool(
 def _install(
     plan: Download, bin_dir: Path, records: dict[str, Installed], client: httpx.Client, ui: UI
 ) -> str:
-    _remove_leftovers(bin_dir, plan.tool)  # of a download cut off before
     expected = _published_digest(client, plan)
     with _temporary(bin_dir, f".{plan.tool}-", ".download") as (artifact, artifact_path):
         actual, size = _download(client, plan, artifact, ui.progress)
@@ -317,11 +323,14 @@ def _temporary(directory: Path, prefix: str, suffix: str) -> Iterator[tuple[IO[b
         path.unlink(missing_ok=True)
 
 
-def _remove_leftovers(bin_dir: Path, tool: str) -> None:
+def _leftovers(bin_dir: Path, tool: str) -> list[Path]:
     """Temporary files of an earlier run that was killed before it could clean up."""
-    for path in bin_dir.glob(f".{tool}-*"):
-        if path.suffix in _SUFFIXES:
-            path.unlink(missing_ok=True)
+    return [path for path in bin_dir.glob(f".{tool}-*") if path.suffix in _SUFFIXES]
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _sync(stream: IO[bytes]) -> None:

@@ -105,9 +105,9 @@ class UI:
         log.info("step %s: %s (%.2fs)%s", style, title, seconds, extra)
 
     def _stop_status(self) -> None:
-        if self._status is not None:
-            self._status[0].stop()
-            self._status = None
+        status, self._status = self._status, None  # read once: threads report too
+        if status is not None:
+            status[0].stop()
 
     def info(self, message: str) -> None:
         self.console.print(message)
@@ -136,8 +136,9 @@ class UI:
         """About a long wait: what we wait for and how long so far. On a terminal it
         replaces the live status line's text; elsewhere it is a new dim line."""
         log.info("progress: %s", message)
-        if self._status is not None:
-            line, task = self._status
+        status = self._status  # read once: another thread may end the step meanwhile
+        if status is not None:
+            line, task = status
             text = f"{escape(self._status_title)} … [dim]{_escape(message)}[/dim]"
             line.update(task, description=text)
             return

@@ -220,6 +220,23 @@ def test_rerun_skips_installed_tools_and_force_downloads_again(mirror: Mirror) -
     assert [path.rsplit("/", 1)[-1] for path in mirror.requests] == ["kubectl.sha256", "kubectl"]
 
 
+def test_a_killed_download_s_files_are_removed_even_when_the_tool_is_installed(
+    mirror: Mirror,
+) -> None:
+    _publish_all(mirror)
+    tools.install_tools(_context()[0], mirror=mirror.url)
+    partial = _bin_dir() / ".kind-1234.download"  # as a kill -9 mid-download leaves it
+    partial.write_bytes(b"half")
+
+    plan, out = _context()
+    tools.install_tools(plan, mirror=mirror.url, dry_run=True)
+    assert partial.exists()  # a plan removes nothing
+    assert f"would: remove 1 partial download(s) of kind in {_bin_dir()}" in out.getvalue()
+
+    tools.install_tools(_context()[0], mirror=mirror.url)
+    assert not partial.exists()
+
+
 def test_a_changed_binary_or_a_new_pinned_version_is_installed_again(mirror: Mirror) -> None:
     binaries = _publish_all(mirror)
     tools.install_tools(_context()[0], mirror=mirror.url)

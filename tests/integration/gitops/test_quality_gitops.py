@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
-from lab import quality
+from lab import gitops_lint, quality
 from lab.config import Config
 from lab.report import Status
 from lab.ui import UI
@@ -26,9 +27,13 @@ def gitops_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def _row(gitops_dir: Path) -> tuple[dict[str, tuple[Status, str]], str]:
+def _row(
+    gitops_dir: Path, checks: set[str] | None = None
+) -> tuple[dict[str, tuple[Status, str]], str]:
     out = io.StringIO()
-    stage = quality.run_quality(UI(stream=out), Config(), services=(), gitops_dir=gitops_dir)
+    stage = quality.run_quality(
+        UI(stream=out), Config(), services=(), checks=checks, gitops_dir=gitops_dir
+    )
     rows = {r.name.removeprefix("gitops: "): (r.status, r.detail) for r in stage.checks}
     assert stage.status is (
         Status.FAILED if any(s is Status.FAILED for s, _ in rows.values()) else Status.PASSED
@@ -95,3 +100,37 @@ def test_without_kustomize_the_row_fails_saying_how_to_get_it(
     assert status is Status.FAILED and "LAB_KUSTOMIZE is set to" in detail
     assert rows["structure"] == (Status.SKIPPED, "kustomize is not here")
 
+
+def test_structure_alone_still_renders_what_it_checks(gitops_copy: Path) -> None:
+    service = gitops_copy / "backend/common/service.yaml"
+    service.write_text(service.read_text().replace("targetPort: http", "targetPort: web"))
+    rows, _ = _row(gitops_copy, checks={"structure"})
+    assert list(rows) == ["structure"] and rows["structure"][0] is Status.FAILED
+
+
+def test_a_kustomization_that_is_not_yaml_fails_its_check_and_the_others_still_run(
+    gitops_copy: Path,
+) -> None:
+    (gitops_copy / "scratch").mkdir()  # one no environment uses
+    (gitops_copy / "scratch/kustomization.yaml").write_text("patches: [unclosed\n")
+    rows, _ = _row(gitops_copy)
+    status, detail = rows["patch targets"]
+    assert status is Status.FAILED
+    assert detail.startswith("scratch/kustomization.yaml is not readable YAML")
+    assert rows["structure"][0] is Status.PASSED
+
+
+def test_the_row_runs_without_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Only the app services' docker runner needs the daemon.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    rows, _ = _row(GITOPS)
+    assert {status for status, _ in rows.values()} == {Status.PASSED}
+
+
+def test_after_ctrl_c_no_check_of_the_row_starts() -> None:
+    cancelled = threading.Event()
+    cancelled.set()
+    results = gitops_lint.run_checks(
+        UI(stream=io.StringIO()), Config(), GITOPS, cancelled=cancelled
+    )
+    assert [(r.status, r.detail) for r in results] == [(Status.SKIPPED, "cancelled")] * 3
