@@ -2,16 +2,18 @@
 
 Each environment lab deploys (`lab.tags.ENVIRONMENTS`) is rendered by the pinned
 kustomize (`lab.manifests.render`, whose errors name the kustomization at fault); then
-the patches that change nothing (`unmatched_patch_targets`) and the objects that do not
-fit together (`lab.gitops_structure.check_structure`) fail the row. It runs on this
-machine with lab's own tools whatever the runner, needs no network, and takes seconds:
-a change to gitops/ that would sync into a broken environment fails the quality stage
-before any image is built.
+the patches that change nothing (`unmatched_patch_targets`), the objects that do not
+fit together (`lab.gitops_structure.check_structure`) and what Istio's own analyzers
+find (`istioctl analyze --use-kube=false`, with a stand-in for the ingress gateway)
+fail the row. It runs on this machine with lab's own tools whatever the runner, needs
+no network, and takes seconds: a change to gitops/ that would sync into a broken
+environment fails the quality stage before any image is built.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import tempfile
 import threading
@@ -22,21 +24,25 @@ from typing import Any
 
 import yaml
 
+from lab import proc
 from lab.checks import LINT, Check, report, skipped
 from lab.config import Config
-from lab.errors import LabError
+from lab.errors import CommandError, LabError
 from lab.gitops_structure import check_structure
 from lab.manifests import KUSTOMIZATION_FILES, Rendering, kustomize_binary, render
+from lab.mesh import ISTIO_NAMESPACE
 from lab.report import CheckResult, Status
 from lab.tags import ENVIRONMENTS
 from lab.ui import UI
 
 SERVICE = "gitops"
 RENDER, PATCHES, STRUCTURE = "kustomize build", "patch targets", "structure"
+ANALYZE = "istioctl analyze"
 CHECKS: tuple[Check, ...] = (
     Check(RENDER, ("kustomize", "build", "environments/<each>"), LINT),
     Check(PATCHES, (), LINT),
     Check(STRUCTURE, (), LINT),
+    Check(ANALYZE, ("istioctl", "analyze", "--use-kube=false", "<each render>"), LINT),
 )
 
 
@@ -50,7 +56,12 @@ def run_checks(
     """The row's checks in order, one line each. Without a render (no kustomize, or an
     environment that does not build) there is nothing to check: the rest are skipped."""
     lint = _Lint(config, gitops_dir)
-    looks = {RENDER: lint.render, PATCHES: lint.patch_targets, STRUCTURE: lint.structure}
+    looks = {
+        RENDER: lint.render,
+        PATCHES: lint.patch_targets,
+        STRUCTURE: lint.structure,
+        ANALYZE: lint.analyze,
+    }
     results: list[CheckResult] = []
     for index, check in enumerate(checks):
         if cancelled is not None and cancelled.is_set():
@@ -108,11 +119,100 @@ class _Lint:
         ]
         return problems, ""
 
+    def analyze(self) -> tuple[list[str], str]:
+        """Istio's own analyzers on each render, offline, with a stand-in for the ingress
+        gateway `istioctl install` makes (`gateway_context`)."""
+        istioctl = proc.which("istioctl")
+        if istioctl is None:
+            raise _Unavailable("istioctl is not here (`invoke lab.tools --only istioctl`)")
+        renders = self._rendered()
+        with tempfile.TemporaryDirectory(prefix="lab-gateway-") as scratch:
+            context = Path(scratch) / "gateway.yaml"
+            context.write_text(gateway_context(self.config), encoding="utf-8")
+            found = {
+                env: analyze(rendering.text, istioctl=istioctl, context=[context])
+                for env, rendering in renders.items()
+            }
+        problems = [f"{env}: {m}" for env, ms in found.items() for m in ms if _serious(m)]
+        notes = sum(1 for ms in found.values() for m in ms if not _serious(m))
+        return problems, f"{notes} info message(s)" if notes else ""
+
+
+class _Unavailable(Exception):
+    """A check that cannot run here; it is SKIPPED, saying why."""
+
+
+def _serious(message: str) -> bool:
+    return message.startswith(("Error", "Warning"))
+
+
+def gateway_context(config: Config) -> str:
+    """What the cluster has before Argo CD syncs an environment, as far as istioctl
+    analyze needs to know: the ingress gateway `istioctl install` makes (lab.mesh), as
+    a Service and a Pod in istio-system. Only for offline analysis; never applied."""
+    labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    account = "istio-ingressgateway-service-account"
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": account, "namespace": ISTIO_NAMESPACE},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "istio-ingressgateway",
+                "namespace": ISTIO_NAMESPACE,
+                "labels": labels,
+            },
+            "spec": {
+                "type": "NodePort",
+                "selector": labels,
+                "ports": [
+                    {"name": "status-port", "port": 15021, "targetPort": 15021},
+                    {
+                        "name": "http2",
+                        "port": 80,
+                        "targetPort": 8080,
+                        "nodePort": config.ingress_node_port,
+                    },
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "istio-ingressgateway-0",
+                "namespace": ISTIO_NAMESPACE,
+                "labels": {**labels, "sidecar.istio.io/inject": "false"},
+            },
+            "spec": {
+                "serviceAccountName": account,
+                "containers": [
+                    {
+                        "name": "istio-proxy",
+                        "image": f"docker.io/istio/proxyv2:{config.istio_version}",
+                        "ports": [
+                            {"containerPort": 8080, "protocol": "TCP"},
+                            {"containerPort": 15021, "protocol": "TCP"},
+                        ],
+                    }
+                ],
+            },
+        },
+    ]
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
 
 def _timed(name: str, look: Callable[[], tuple[list[str], str]]) -> CheckResult:
     started = time.monotonic()
     try:
         problems, note = look()
+    except _Unavailable as why:
+        return CheckResult(f"{SERVICE}: {name}", Status.SKIPPED, 0.0, str(why))
     except LabError as error:
         return CheckResult(
             f"{SERVICE}: {name}",
@@ -207,3 +307,47 @@ def _describe_target(target: Mapping[str, Any]) -> str:
         if key in target:
             parts.append(f"{key}={target[key]}")
     return "{" + ", ".join(parts) + "}"
+
+
+def analyze(
+    rendering_text: str,
+    *,
+    istioctl: str | None = None,
+    context: Sequence[Path] = (),
+    timeout: float = 180.0,
+) -> list[str]:
+    """`istioctl analyze --use-kube=false` on a render (plus `context` files that stand in
+    for what the cluster already has, such as the ingress gateway); its messages."""
+    binary = istioctl or "istioctl"
+    with tempfile.TemporaryDirectory(prefix="lab-analyze-") as scratch:
+        rendered = Path(scratch) / "rendered.yaml"
+        rendered.write_text(rendering_text)
+        argv = [
+            binary,
+            "analyze",
+            "--use-kube=false",
+            "--all-namespaces",
+            "--output-threshold=Info",
+            "--failure-threshold=Error",
+            str(rendered),
+            *map(str, context),
+        ]
+        result = proc.run(argv, timeout=timeout, check=False)
+    messages = parse_analyze_output(result.stdout + "\n" + result.stderr)
+    if result.returncode != 0 and not messages:
+        raise CommandError(
+            f"istioctl analyze failed with exit code {result.returncode}",
+            argv=result.argv,
+            returncode=result.returncode,
+            command=proc.pasteable(result.argv),
+            output_tail=(result.stderr or result.stdout)[-2000:],
+        )
+    return messages
+
+
+_ANALYZE_MESSAGE = re.compile(r"^(Error|Warning|Info)\s+\[IST\d+\]")
+
+
+def parse_analyze_output(output: str) -> list[str]:
+    """The messages (`Warning [IST0101] (Gateway ...) ...`) in istioctl analyze's output."""
+    return [line.strip() for line in output.splitlines() if _ANALYZE_MESSAGE.match(line.strip())]

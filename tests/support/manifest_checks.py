@@ -1,15 +1,15 @@
 """Offline checks of what the GitOps repository renders, for the test suites only.
 
-`lab.gitops_structure.check_structure` and `lab.gitops_lint.unmatched_patch_targets`
-are lab's own (the quality stage's `gitops` row); these need what a user's machine
-lacks (the CRD schemas `.ci/tools/istioctl.sh` caches, the Istio build's pin):
+The structure checks, the patch targets and `istioctl analyze` are lab's own (the
+quality stage's `gitops` row: `lab.gitops_structure`, `lab.gitops_lint`); these need
+what a user's machine lacks, the CRD schemas and the Istio build `.ci/tools/istioctl.sh`
+caches:
 
 - `SchemaSet.validate` checks objects against the Kubernetes OpenAPI schemas (from the
   kubernetes-validate package) and against the real Istio and Argo CD CRD schemas
   (cached by `.ci/tools/istioctl.sh` in ~/.cache/lab/crds/);
 - `environment_diff` lists where two environments' renders differ;
-- `analyze` runs `istioctl analyze --use-kube=false` on a render, with files that
-  stand in for what the cluster already has.
+- `istioctl_binary` finds the pinned istioctl build.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab.config import Config
-from lab.errors import CommandError, LabError
+from lab.errors import LabError
 from lab.gitops_structure import (
     describe,
     object_name,
@@ -37,7 +36,6 @@ from lab.manifests import (
     find_tool,
     parse_objects,
 )
-from lab.proc import pasteable, run
 
 ISTIOCTL_SCRIPT = ".ci/tools/istioctl.sh"
 
@@ -340,50 +338,3 @@ def _diff_values(x: Any, y: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
             yield from _diff_values(i, j, f"{path}[{index}]")
     elif x != y:
         yield path, x, y
-
-
-# --------------------------------------------------------------------------- istioctl
-
-
-def analyze(
-    rendering_text: str,
-    *,
-    istioctl: str | None = None,
-    context: Sequence[Path] = (),
-    timeout: float = 180.0,
-) -> list[str]:
-    """`istioctl analyze --use-kube=false` on a render (plus `context` files that stand in
-    for what the cluster already has, such as the ingress gateway); its messages."""
-    binary = istioctl or istioctl_binary()
-    with tempfile.TemporaryDirectory(prefix="lab-analyze-") as scratch:
-        rendered = Path(scratch) / "rendered.yaml"
-        rendered.write_text(rendering_text)
-        argv = [
-            binary,
-            "analyze",
-            "--use-kube=false",
-            "--all-namespaces",
-            "--output-threshold=Info",
-            "--failure-threshold=Error",
-            str(rendered),
-            *map(str, context),
-        ]
-        result = run(argv, timeout=timeout, check=False)
-    messages = parse_analyze_output(result.stdout + "\n" + result.stderr)
-    if result.returncode != 0 and not messages:
-        raise CommandError(
-            f"istioctl analyze failed with exit code {result.returncode}",
-            argv=result.argv,
-            returncode=result.returncode,
-            command=pasteable(result.argv),
-            output_tail=(result.stderr or result.stdout)[-2000:],
-        )
-    return messages
-
-
-_ANALYZE_MESSAGE = re.compile(r"^(Error|Warning|Info)\s+\[IST\d+\]")
-
-
-def parse_analyze_output(output: str) -> list[str]:
-    """The messages (`Warning [IST0101] (Gateway ...) ...`) in istioctl analyze's output."""
-    return [line.strip() for line in output.splitlines() if _ANALYZE_MESSAGE.match(line.strip())]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lab import gitops_structure, manifests
+from lab import gitops_lint, gitops_structure, manifests
 from lab.config import Config
 from lab.errors import LabError, ToolNotFound
 from tests.support import manifest_checks
@@ -330,7 +330,9 @@ def test_a_misspelt_field_fails_the_kubernetes_schema(
     assert "'replica'" in problems[0]
 
 
-def test_a_wrong_type_fails_the_kubernetes_schema(kubernetes_schemas: manifest_checks.SchemaSet) -> None:
+def test_a_wrong_type_fails_the_kubernetes_schema(
+    kubernetes_schemas: manifest_checks.SchemaSet,
+) -> None:
     broken = deployment("backend-v1", {"app": "backend"})
     broken["spec"]["replicas"] = "two"
     assert any("spec.replicas" in p for p in kubernetes_schemas.validate(broken))
@@ -448,7 +450,9 @@ def test_a_service_selecting_nothing_is_reported() -> None:
 def test_a_service_port_naming_a_missing_container_port_is_reported() -> None:
     objects = mesh()
     find(objects, "Service", "backend")["spec"]["ports"][0]["targetPort"] = "web"
-    assert any("targets container port 'web'" in p for p in gitops_structure.check_structure(objects))
+    assert any(
+        "targets container port 'web'" in p for p in gitops_structure.check_structure(objects)
+    )
 
 
 @pytest.mark.parametrize(
@@ -525,7 +529,9 @@ def test_environment_diff_ignores_namespaces_and_generated_hashes() -> None:
     )
     differences = [
         str(d)
-        for d in manifest_checks.environment_diff(dev, prod, left_ns="demo-dev", right_ns="demo-prod")
+        for d in manifest_checks.environment_diff(
+            dev, prod, left_ns="demo-dev", right_ns="demo-prod"
+        )
     ]
     assert differences == [
         "ConfigMap/cfg data.HOST: 'dev.localhost' -> 'prod.localhost'",
@@ -537,7 +543,7 @@ def test_environment_diff_ignores_namespaces_and_generated_hashes() -> None:
 
 
 def test_analyze_messages_are_parsed_from_istioctl_output() -> None:
-    assert manifest_checks.parse_analyze_output(ANALYZE_OUTPUT) == [
+    assert gitops_lint.parse_analyze_output(ANALYZE_OUTPUT) == [
         'Warning [IST0101] (Gateway demo-dev/gw) Referenced selector not found: "istio=gw"',
         "Info [IST0102] (Namespace default) The namespace is not enabled for Istio injection.",
     ]
@@ -545,7 +551,7 @@ def test_analyze_messages_are_parsed_from_istioctl_output() -> None:
 
 def test_no_messages_when_istioctl_finds_nothing() -> None:
     assert (
-        manifest_checks.parse_analyze_output(
+        gitops_lint.parse_analyze_output(
             "\u2714 No validation issues found when analyzing namespace: demo-dev.\n"
         )
         == []

@@ -27,7 +27,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 GITOPS = REPO / "gitops"
-CONTEXT = Path(__file__).with_name("cluster-context.yaml")
 ENVIRONMENTS = ("dev", "prod")
 SECRET_KEYS = {"JWT_SECRET", "ADMIN_PASSWORD", "MONITOR_SECRET_KEY"}
 IMAGE_SERVICES = {
@@ -74,6 +73,14 @@ def schemas() -> manifest_checks.SchemaSet:
     except LabError as error:
         pytest.fail(error.render(), pytrace=False)
     return manifest_checks.SchemaSet(manifest_checks.kubernetes_version(), files)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Path:
+    """The stand-in for the ingress gateway that the quality stage's row analyzes with."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(gitops_lint.gateway_context(Config()))
+    return path
 
 
 @pytest.fixture
@@ -158,17 +165,17 @@ def test_the_parts_of_each_environment_fit_together(
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_istioctl_analyze_finds_no_issues(
-    renders: dict[str, manifests.Rendering], istioctl: str, env: str
+    renders: dict[str, manifests.Rendering], istioctl: str, gateway: Path, env: str
 ) -> None:
-    messages = manifest_checks.analyze(renders[env].text, istioctl=istioctl, context=[CONTEXT])
+    messages = gitops_lint.analyze(renders[env].text, istioctl=istioctl, context=[gateway])
     assert messages == []
 
 
 def test_istioctl_analyze_reports_a_route_to_a_missing_subset(
-    renders: dict[str, manifests.Rendering], istioctl: str
+    renders: dict[str, manifests.Rendering], istioctl: str, gateway: Path
 ) -> None:
     broken = renders["dev"].text.replace("subset: v2", "subset: v3")
-    messages = manifest_checks.analyze(broken, istioctl=istioctl, context=[CONTEXT])
+    messages = gitops_lint.analyze(broken, istioctl=istioctl, context=[gateway])
     assert messages, "istioctl analyze should have found the missing subset"
     assert all("IST0101" in m and "+v3" in m for m in messages)
 

@@ -1,23 +1,33 @@
 """The quality stage's gitops row on the real gitops/ tree and broken copies of it,
-rendered by the real kustomize (.ci/tools/kustomize.sh builds the pinned one)."""
+rendered by the real kustomize and analyzed by the real istioctl (.ci/tools/kustomize.sh
+and .ci/tools/istioctl.sh build the pinned ones; istioctl is put on PATH, where lab
+looks for it)."""
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from lab import gitops_lint, quality
+from lab import gitops_lint, manifests, proc, quality
 from lab.config import Config
 from lab.report import Status
 from lab.ui import UI
+from tests.support import manifest_checks
 
 pytestmark = pytest.mark.integration
 
 GITOPS = Path(__file__).resolve().parents[3] / "gitops"
+
+
+@pytest.fixture(autouse=True)
+def istioctl_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = Path(manifest_checks.istioctl_binary())
+    monkeypatch.setenv("PATH", f"{binary.parent}{os.pathsep}{os.environ['PATH']}")
 
 
 @pytest.fixture
@@ -47,6 +57,7 @@ def test_the_project_s_gitops_tree_passes_every_check() -> None:
         "kustomize build": Status.PASSED,
         "patch targets": Status.PASSED,
         "structure": Status.PASSED,
+        "istioctl analyze": Status.PASSED,
     }
     assert rows["kustomize build"][1].startswith("dev, prod: ")
 
@@ -61,6 +72,7 @@ def test_a_kustomization_that_does_not_build_fails_the_row_and_skips_the_rest(
     assert status is Status.FAILED and "environments/dev" in detail
     assert rows["patch targets"] == (Status.SKIPPED, "the render failed")
     assert rows["structure"] == (Status.SKIPPED, "the render failed")
+    assert rows["istioctl analyze"] == (Status.SKIPPED, "the render failed")
     assert "gitops: kustomize build" in out
 
 
@@ -133,4 +145,38 @@ def test_after_ctrl_c_no_check_of_the_row_starts() -> None:
     results = gitops_lint.run_checks(
         UI(stream=io.StringIO()), Config(), GITOPS, cancelled=cancelled
     )
-    assert [(r.status, r.detail) for r in results] == [(Status.SKIPPED, "cancelled")] * 3
+    assert [(r.status, r.detail) for r in results] == [(Status.SKIPPED, "cancelled")] * 4
+
+
+def test_a_route_istio_s_analyzers_reject_fails_the_row(gitops_copy: Path) -> None:
+    # A host the gateway does not serve: no structure check looks at Gateway hosts.
+    routes = [
+        p
+        for p in (gitops_copy / "istio").rglob("*.yaml")
+        if "kind: VirtualService" in p.read_text()
+    ]
+    assert routes, "the tree routes through VirtualServices"
+    broken = routes[0]
+    broken.write_text(
+        broken.read_text().replace("gateways:", "gateways:\n    - no-such-gateway", 1)
+    )
+    rows, _ = _row(gitops_copy, checks={"istioctl analyze"})
+    status, detail = rows["istioctl analyze"]
+    assert status is Status.FAILED and "no-such-gateway" in detail, detail
+
+
+def test_without_istioctl_the_analysis_is_skipped_saying_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kustomize = manifests.kustomize_binary(version=Config().kustomize_version)
+    monkeypatch.setenv("LAB_KUSTOMIZE", kustomize)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no istioctl, in .lab/bin/ neither
+    proc.set_local_bin(tmp_path)  # as lab.cli does for the state directory
+    try:
+        rows, _ = _row(GITOPS, checks={"istioctl analyze"})
+    finally:
+        proc.set_local_bin(Config().state_path / "bin")
+    assert rows["istioctl analyze"] == (
+        Status.SKIPPED,
+        "istioctl is not here (`invoke lab.tools --only istioctl`)",
+    )
