@@ -188,11 +188,7 @@ def doing(what: str, *, hint: str = DOCKER_HINT) -> Iterator[None]:
 
 def find_image(engine: docker.DockerClient, reference: str) -> Any | None:
     """The image `reference` names (a name, or an ID), or None if Docker has none."""
-    with doing(f"look up the image {reference}"):
-        try:
-            return engine.images.get(reference)
-        except docker.errors.NotFound:  # ImageNotFound, or a 404 in other words
-            return None
+    return _or_none(f"look up the image {reference}", lambda: engine.images.get(reference))
 
 
 def has_image(engine: docker.DockerClient, reference: str) -> bool:
@@ -201,19 +197,11 @@ def has_image(engine: docker.DockerClient, reference: str) -> bool:
 
 def find_container(engine: docker.DockerClient, name: str) -> Any | None:
     """The container called `name` (running or not), or None."""
-    with doing(f"look up the container {name}"):
-        try:
-            return engine.containers.get(name)
-        except docker.errors.NotFound:
-            return None
+    return _or_none(f"look up the container {name}", lambda: engine.containers.get(name))
 
 
 def find_volume(engine: docker.DockerClient, name: str) -> Any | None:
-    with doing(f"look up the volume {name}"):
-        try:
-            return engine.volumes.get(name)
-        except docker.errors.NotFound:
-            return None
+    return _or_none(f"look up the volume {name}", lambda: engine.volumes.get(name))
 
 
 def find_network(engine: docker.DockerClient, name: str) -> Any | None:
@@ -234,38 +222,39 @@ def ensure_volume(engine: docker.DockerClient, name: str, labels: Mapping[str, s
 
 def remove_image(engine: docker.DockerClient, reference: str) -> bool:
     """Untag (or remove) `reference`; False if Docker had no such image."""
-    with doing(f"remove the image {reference}"):
-        try:
-            engine.images.remove(reference)
-        except docker.errors.NotFound:
-            return False
-    return True
+    return _removed(f"remove the image {reference}", lambda: engine.images.remove(reference))
 
 
 def remove_volume(volume: Any) -> bool:
     """Remove `volume` (even in use by a stopped container); False if already gone."""
-    with doing(f"remove the volume {volume.name}"):
-        try:
-            volume.remove(force=True)
-        except docker.errors.NotFound:
-            return False
-    return True
+    return _removed(f"remove the volume {volume.name}", lambda: volume.remove(force=True))
 
 
 def remove_network(network: Any) -> bool:
-    with doing(f"remove the network {network.name}"):
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            return False
-    return True
+    return _removed(f"remove the network {network.name}", network.remove)
 
 
 def remove_container(container: Any) -> bool:
     """Remove `container` and its anonymous volumes, stopped or not; False if already gone."""
-    with doing(f"remove the container {container.name}"):
+    return _removed(
+        f"remove the container {container.name}", lambda: container.remove(force=True, v=True)
+    )
+
+
+def _or_none(what: str, get: Callable[[], Any]) -> Any | None:
+    """What `get()` returns, or None where Docker answers 404 (ImageNotFound included)."""
+    with doing(what):
         try:
-            container.remove(force=True, v=True)
+            return get()
+        except docker.errors.NotFound:
+            return None
+
+
+def _removed(what: str, remove: Callable[[], object]) -> bool:
+    """Whether `remove()` removed something: False where it was gone already (404)."""
+    with doing(what):
+        try:
+            remove()
         except docker.errors.NotFound:
             return False
     return True

@@ -30,7 +30,7 @@ from lab.config import Config
 from lab.errors import CommandError, LabError
 from lab.gitops_structure import check_structure
 from lab.manifests import KUSTOMIZATION_FILES, Rendering, kustomize_binary, render
-from lab.mesh import ISTIO_NAMESPACE
+from lab.mesh import ISTIO_NAMESPACE, ingress_ports
 from lab.report import CheckResult, Status
 from lab.tags import ENVIRONMENTS
 from lab.ui import UI
@@ -152,6 +152,7 @@ def gateway_context(config: Config) -> str:
     a Service and a Pod in istio-system. Only for offline analysis; never applied."""
     labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     account = "istio-ingressgateway-service-account"
+    ports = ingress_ports(config)  # as lab.mesh installs it
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}},
         {
@@ -170,15 +171,7 @@ def gateway_context(config: Config) -> str:
             "spec": {
                 "type": "NodePort",
                 "selector": labels,
-                "ports": [
-                    {"name": "status-port", "port": 15021, "targetPort": 15021},
-                    {
-                        "name": "http2",
-                        "port": 80,
-                        "targetPort": 8080,
-                        "nodePort": config.ingress_node_port,
-                    },
-                ],
+                "ports": ports,
             },
         },
         {
@@ -196,8 +189,8 @@ def gateway_context(config: Config) -> str:
                         "name": "istio-proxy",
                         "image": f"docker.io/istio/proxyv2:{config.istio_version}",
                         "ports": [
-                            {"containerPort": 8080, "protocol": "TCP"},
-                            {"containerPort": 15021, "protocol": "TCP"},
+                            {"containerPort": port["targetPort"], "protocol": "TCP"}
+                            for port in ports
                         ],
                     }
                 ],

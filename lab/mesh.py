@@ -56,18 +56,7 @@ def istio_operator(config: Config) -> dict[str, Any]:
                         "k8s": {
                             "service": {
                                 "type": "NodePort",
-                                "ports": [
-                                    {"name": "status-port", "port": 15021, "targetPort": 15021},
-                                    {
-                                        "name": "http2",
-                                        "port": 80,
-                                        "targetPort": 8080,
-                                        "nodePort": config.ingress_node_port,
-                                    },
-                                    {"name": "https", "port": 443, "targetPort": 8443},
-                                    {"name": "tcp", "port": 31400, "targetPort": 31400},
-                                    {"name": "tls", "port": 15443, "targetPort": 15443},
-                                ],
+                                "ports": ingress_ports(config),
                             }
                         },
                     }
@@ -75,6 +64,17 @@ def istio_operator(config: Config) -> dict[str, Any]:
             },
         },
     }
+
+
+def ingress_ports(config: Config) -> list[dict[str, Any]]:
+    """The ingress gateway Service's ports; http2 on the node port kind maps to the host."""
+    return [
+        {"name": "status-port", "port": 15021, "targetPort": 15021},
+        {"name": "http2", "port": 80, "targetPort": 8080, "nodePort": config.ingress_node_port},
+        {"name": "https", "port": 443, "targetPort": 8443},
+        {"name": "tcp", "port": 31400, "targetPort": 31400},
+        {"name": "tls", "port": 15443, "targetPort": 15443},
+    ]
 
 
 def write_operator(config: Config, directory: Path, changes: Changes) -> Path:
